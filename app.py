@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""The CDK app: `npx cdk synth`, or `python app.py` (writes to $CDK_OUTDIR, else cdk.out)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import aws_cdk as cdk
+
+from stacks.config import ConfigError, load_config
+from stacks.device_backend import DeviceBackendStack
+from stacks.platform.checks import enable_checks
+
+STACK_NAME = "DeviceBackend"
+
+
+def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
+    app = cdk.App(
+        outdir=outdir or os.environ.get("CDK_OUTDIR") or "cdk.out",
+        analytics_reporting=False,
+        # Construct paths and asset paths in the template's metadata, as the CLI writes them: `sam local invoke`
+        # and the local runtime find functions by them.
+        context={"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True, **(context or {})},
+    )
+    config = load_config(app.node.get_all_context())
+    DeviceBackendStack(app, STACK_NAME, config=config)
+    enable_checks(app)
+    return app
+
+
+if __name__ == "__main__":
+    try:
+        build_app().synth()
+    except ConfigError as error:
+        sys.exit(f"Configuration error: {error}")

@@ -1,0 +1,48 @@
+"""Keeps each MQTT client's connectivity in DynamoDB from IoT Core lifecycle events delivered through SQS."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+
+from event_processing import sqs_batch
+from event_processing.dynamodb import write_conditionally
+from track_presence.logic import connectivity_write, subscription_write
+from track_presence.models import ConnectivityEvent, parse_lifecycle_event
+
+CONNECTIVITY_TABLE = os.environ["CONNECTIVITY_TABLE"]
+SUBSCRIPTIONS_TABLE = os.environ.get("SUBSCRIPTIONS_TABLE", "")
+
+logger = Logger()
+metrics = Metrics()
+dynamodb = boto3.client("dynamodb")
+
+
+def track_presence(body: str) -> str:
+    event = parse_lifecycle_event(body)
+    now_ms = int(time.time() * 1000)
+    keys = {"clientId": event.clientId, "sessionIdentifier": event.sessionIdentifier, "eventType": event.eventType}
+    with logger.append_context_keys(**keys):
+        if isinstance(event, ConnectivityEvent):
+            applied = write_conditionally(dynamodb, CONNECTIVITY_TABLE, connectivity_write(event, now_ms))
+            logger.info(
+                "Connectivity updated" if applied else "Stale or repeated event ignored",
+                extra={"versionNumber": event.versionNumber, "timestamp": event.timestamp},
+            )
+            return "ConnectivityUpdated" if applied else "StaleEventsIgnored"
+        if not SUBSCRIPTIONS_TABLE:
+            logger.info("Subscription tracking is off; event ignored")
+            return "SubscriptionEventsIgnored"
+        write_conditionally(dynamodb, SUBSCRIPTIONS_TABLE, subscription_write(event, now_ms))
+        logger.info("Subscriptions updated", extra={"topicCount": len(event.topics)})
+        return "SubscriptionsUpdated"
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return sqs_batch.consume(event, context, track_presence, logger=logger, metrics=metrics)

@@ -1,0 +1,145 @@
+"""The app's one typed configuration, read from CDK context (`cdk.json`, or `-c key=value`) with safe defaults.
+
+Every key is `deviceBackend.<name>`. A value that does not fit, or an unknown `deviceBackend.` key (a typo
+would otherwise be silently ignored), fails synth with a message naming the key and what it allows.
+Values given with `-c` arrive as strings and are converted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+PREFIX = "deviceBackend."
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}  # fmt: skip
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PresenceConfig:
+    disconnect_delay_seconds: int = 5
+    batch_size: int = 10
+    max_concurrency: int = 10
+    track_subscriptions: bool = True
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    batch_size: int = 10
+    max_concurrency: int = 2
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name_prefix: str = "iot_backend"
+    metrics_namespace: str = "IotDeviceBackend"
+    log_level: str = "INFO"
+    log_retention_days: int = 30
+    alarm_email: str | None = None
+    retain_data: bool = True
+    max_receive_count: int = 5
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+
+
+def _integer(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ConfigError("true or false")
+    return value
+
+
+def _matching(pattern: str, allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            raise ConfigError(allowed)
+        return value
+
+    return parse
+
+
+def _choice(*choices: Any) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        for choice in choices:
+            if value == choice or str(value) == str(choice):
+                return choice
+        raise ConfigError("one of " + ", ".join(str(choice) for choice in choices))
+
+    return parse
+
+
+def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value in (None, "") else parse(value)
+
+
+# context key (after the prefix) -> (where it goes in BackendConfig, how it is read)
+_SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
+    "namePrefix": (
+        ("name_prefix",),
+        _matching(r"[A-Za-z][A-Za-z0-9_]{0,39}", "1-40 letters, digits or '_', starting with a letter (IoT rule names)"),
+    ),
+    "metricsNamespace": (
+        ("metrics_namespace",),
+        _matching(r"[A-Za-z0-9._/#:-]{1,255}", "1-255 of letters, digits and . _ / # : -"),
+    ),
+    "logLevel": (("log_level",), _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    "logRetentionDays": (("log_retention_days",), _choice(*LOG_RETENTION_DAYS)),
+    "alarmEmail": (("alarm_email",), _optional(_matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address or null"))),
+    "retainData": (("retain_data",), _boolean),
+    "maxReceiveCount": (("max_receive_count",), _integer(1, 1000)),
+    "presence.disconnectDelaySeconds": (("presence", "disconnect_delay_seconds"), _integer(0, 900)),
+    "presence.batchSize": (("presence", "batch_size"), _integer(1, 10)),
+    "presence.maxConcurrency": (("presence", "max_concurrency"), _integer(2, 1000)),
+    "presence.trackSubscriptions": (("presence", "track_subscriptions"), _boolean),
+    "registry.batchSize": (("registry", "batch_size"), _integer(1, 10)),
+    "registry.maxConcurrency": (("registry", "max_concurrency"), _integer(2, 1000)),
+}
+
+SETTING_KEYS = tuple(PREFIX + name for name in _SETTINGS)
+
+
+def load_config(context: Mapping[str, Any]) -> BackendConfig:
+    """Reads every `deviceBackend.` key of `context` (all the app's context, as `node.get_all_context()`)."""
+    unknown = sorted(key for key in context if key.startswith(PREFIX) and key[len(PREFIX) :] not in _SETTINGS)
+    if unknown:
+        raise ConfigError(f"Unknown context key {unknown[0]!r}; the keys are: {', '.join(SETTING_KEYS)}")
+    sections: dict[str, dict[str, Any]] = {"": {}, "presence": {}, "registry": {}}
+    for name, (path, parse) in _SETTINGS.items():
+        key = PREFIX + name
+        if key not in context:
+            continue
+        try:
+            value = parse(context[key])
+        except ConfigError as allowed:
+            raise ConfigError(f"Context key {key!r} is {context[key]!r}; it must be {allowed}") from None
+        section = path[0] if len(path) == 2 else ""
+        sections[section][path[-1]] = value
+    return BackendConfig(
+        presence=PresenceConfig(**sections["presence"]),
+        registry=RegistryConfig(**sections["registry"]),
+        **sections[""],
+    )

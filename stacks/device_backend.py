@@ -1,0 +1,20 @@
+"""The deployment unit: every capability of the IoT device backend in one stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from constructs import Construct
+
+from stacks.config import BackendConfig
+from stacks.lifecycle import Presence, RegistryInventory
+from stacks.platform import Platform
+
+
+class DeviceBackendStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: BackendConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, description="IoT Core device backend", **kwargs)
+        self.platform = Platform(self, "Platform", config=config)
+        self.presence = Presence(self, "Presence", platform=self.platform)
+        self.registry = RegistryInventory(self, "Registry", platform=self.platform)

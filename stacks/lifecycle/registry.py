@@ -1,0 +1,115 @@
+"""Registry inventory: registry events (enabled by the app) -> rules -> SQS -> track_inventory -> DynamoDB."""
+
+from __future__ import annotations
+
+import aws_cdk.aws_iot_actions_alpha as actions
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.platform import Platform
+from stacks.platform.checks import acknowledge
+from stacks.platform.functions import BackendFunction
+from stacks.platform.queues import BufferedQueue, DeadLetterQueue
+from stacks.platform.rules import topic_rule
+from stacks.platform.tables import table
+
+TIMEOUT = Duration.seconds(30)
+# Registry event types the inventory consumes; IoT publishes none of them until they are enabled.
+EVENT_TYPES = ("THING", "THING_GROUP", "THING_GROUP_MEMBERSHIP")
+RULES = {
+    "registry_things": ("ThingRule", "$aws/events/thing/+/+"),
+    "registry_thing_groups": ("ThingGroupRule", "$aws/events/thingGroup/+/+"),
+    "registry_group_memberships": (
+        "GroupMembershipRule",
+        "$aws/events/thingGroupMembership/thingGroup/+/thing/+/+",
+    ),
+}
+OUTCOMES = ["InventoryUpdated", "StaleEventsIgnored", "MalformedEvents"]
+
+
+class RegistryInventory(Construct):
+    """Things (name, type, attributes, version), thing groups and memberships in table `inventory`."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
+        super().__init__(scope, construct_id)
+        settings = platform.config.registry
+        self.event_configurations = self._enable_registry_events()
+        self.inventory = table(
+            self, "Inventory", platform=platform, partition_key="pk", sort_key="sk", time_to_live_attribute="expiresAt"
+        )
+        self.dead_letters = DeadLetterQueue(
+            self, "DeadLetters", platform=platform, purpose="registry events that failed or were malformed"
+        )
+        self.events = BufferedQueue(
+            self, "Events", platform=platform, dead_letters=self.dead_letters, consumer_timeout=TIMEOUT
+        )
+        self.function = BackendFunction(
+            self,
+            "TrackInventory",
+            platform=platform,
+            package="track_inventory",
+            description="Keeps the thing inventory from IoT registry events",
+            environment={
+                "INVENTORY_TABLE": self.inventory.table_name,
+                "DEAD_LETTER_QUEUE_URL": self.dead_letters.queue.queue_url,
+            },
+            timeout=TIMEOUT,
+        ).function
+        self.inventory.grant(self.function, "dynamodb:UpdateItem")
+        self.dead_letters.queue.grant(self.function, "sqs:SendMessage")
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.events.queue,
+                batch_size=settings.batch_size,
+                max_concurrency=settings.max_concurrency,
+                report_batch_item_failures=True,
+            )
+        )
+        for name, (rule_id, topic_filter) in RULES.items():
+            topic_rule(
+                self,
+                rule_id,
+                platform=platform,
+                name=name,
+                sql=f"SELECT * FROM '{topic_filter}'",
+                action=actions.SqsQueueAction(self.events.queue),
+                description=f"Registry events on {topic_filter} to the inventory queue",
+            )
+        platform.monitoring.graph_outcomes("Registry events", "track_inventory", OUTCOMES)
+
+    def _enable_registry_events(self) -> cr.AwsCustomResource:
+        """UpdateEventConfigurations has no CloudFormation resource. It is account-wide, so deleting the
+        stack leaves the events enabled rather than break other consumers of them."""
+        call = cr.AwsSdkCall(
+            service="Iot",
+            action="updateEventConfigurations",
+            parameters={"eventConfigurations": {event_type: {"Enabled": True} for event_type in EVENT_TYPES}},
+            physical_resource_id=cr.PhysicalResourceId.of("registry-event-configurations"),
+        )
+        resource = cr.AwsCustomResource(
+            self,
+            "EventConfigurations",
+            on_create=call,
+            on_update=call,
+            install_latest_aws_sdk=False,
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["iot:UpdateEventConfigurations"], resources=["*"])]
+            ),
+        )
+        acknowledge(
+            resource,
+            "AwsSolutions-IAM5[Resource::*]",
+            "iot:UpdateEventConfigurations has no resource-level permissions: '*' is the only resource it takes.",
+        )
+        # aws-cdk-lib runs every AwsCustomResource of a stack in one provider function, a child of the stack.
+        provider = Stack.of(self).node.find_child("AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", ""))
+        acknowledge(
+            provider,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "aws-cdk-lib's AwsCustomResource provider runs only during deployment; the managed policy lets it "
+            "write its own logs and nothing else.",
+        )
+        return resource

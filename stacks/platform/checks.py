@@ -1,0 +1,18 @@
+"""cdk-nag's AwsSolutions checks on the whole app, and the one way to acknowledge a finding."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, App, Validations
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+
+def enable_checks(app: App) -> None:
+    """Synthesis fails on any finding that is not acknowledged."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+
+
+def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
+    """Accepts `finding` (a rule id, with its [...] detail when the rule has one) on `scope` and below:
+    always the narrowest construct that has it, with the reason it is right there."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=finding, reason=reason))

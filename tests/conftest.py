@@ -1,0 +1,38 @@
+"""Shared test set-up: no test can reach AWS, and the app is synthesized once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Fake credentials and region for every boto3 client a test creates (moto answers; nothing reaches AWS).
+FAKE_AWS = {
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_REGION": "eu-west-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+os.environ.update(FAKE_AWS)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+
+@pytest.fixture(scope="session")
+def cloud_assembly() -> Path:
+    """The app as `cdk synth` writes it, with the cdk-nag checks on (an unacknowledged finding fails here).
+
+    It goes to build/, not a temporary folder, so that the dependency layer (pip) is built once, not per run.
+    """
+    from app import build_app
+
+    outdir = ROOT / "build" / "test.cdk.out"
+    build_app(outdir=str(outdir)).synth()
+    return outdir

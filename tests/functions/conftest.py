@@ -1,0 +1,135 @@
+"""Handlers run in-process against moto, with the environment the stack gives them."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:test-function"
+    aws_request_id: str = "11111111-2222-3333-4444-555555555555"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@dataclass
+class Deployed:
+    """A function with the AWS resources it uses; its handler module is imported on first use, in the test
+    itself (a cold start), so that its logger writes to the test's captured stdout."""
+
+    package: str
+    dynamodb: Any
+    sqs: Any
+    tables: dict[str, str]
+    dead_letter_queue_url: str
+
+    _module: ModuleType | None = None
+
+    @property
+    def handler(self) -> ModuleType:
+        if self._module is None:
+            self._module = _import_fresh(f"{self.package}.handler")
+        return self._module
+
+    def invoke(self, event: dict) -> dict:
+        return self.handler.handler(event, LambdaContext())
+
+    def item(self, table: str, **key: str) -> dict | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        found = self.dynamodb.get_item(TableName=self.tables[table], Key={k: {"S": v} for k, v in key.items()})
+        deserialize = TypeDeserializer().deserialize
+        return {k: deserialize(v) for k, v in found["Item"].items()} if "Item" in found else None
+
+    def dead_letters(self) -> list[dict]:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.dead_letter_queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        return messages
+
+
+def _table(client: Any, name: str, *keys: str) -> str:
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"))],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+PACKAGES = ("track_presence", "track_inventory", "event_processing")
+
+
+def _import_fresh(module: str) -> ModuleType:
+    """A cold start: module-level clients, configuration and loggers are created again from the environment."""
+    for name in [name for name in sys.modules if name.split(".")[0] in PACKAGES]:
+        del sys.modules[name]
+    for name in PACKAGES:
+        # Powertools configures the stdlib logger of a service once per process; a new container starts clean.
+        logging.Logger.manager.loggerDict.pop(name, None)
+    return importlib.import_module(module)
+
+
+@pytest.fixture
+def aws() -> Iterator[tuple[Any, Any]]:
+    with mock_aws():
+        yield boto3.client("dynamodb"), boto3.client("sqs")
+
+
+def _deploy(monkeypatch, aws, package: str, tables: dict[str, tuple[str, ...]]) -> Deployed:
+    dynamodb, sqs = aws
+    names = {env: _table(dynamodb, env.lower(), *keys) for env, keys in tables.items()}
+    dead_letter_queue_url = sqs.create_queue(QueueName=f"{package}-dlq")["QueueUrl"]
+    for env, name in names.items():
+        monkeypatch.setenv(env, name)
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dead_letter_queue_url)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", package)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "IotDeviceBackend")
+    return Deployed(package, dynamodb, sqs, names, dead_letter_queue_url)
+
+
+@pytest.fixture
+def presence(monkeypatch, aws) -> Deployed:
+    return _deploy(
+        monkeypatch,
+        aws,
+        "track_presence",
+        {"CONNECTIVITY_TABLE": ("clientId",), "SUBSCRIPTIONS_TABLE": ("clientId", "sessionIdentifier")},
+    )
+
+
+@pytest.fixture
+def inventory(monkeypatch, aws) -> Deployed:
+    return _deploy(monkeypatch, aws, "track_inventory", {"INVENTORY_TABLE": ("pk", "sk")})
+
+
+def emitted(captured: str) -> tuple[list[dict], dict[str, float]]:
+    """The JSON log lines a handler printed, and the totals of the EMF metrics among them."""
+    logs, metrics = [], {}
+    for line in captured.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if "_aws" in record:
+            for definition in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = record[definition["Name"]]
+                metrics[definition["Name"]] = metrics.get(definition["Name"], 0) + sum(value if isinstance(value, list) else [value])
+        else:
+            logs.append(record)
+    return logs, metrics

@@ -1,0 +1,39 @@
+"""track_inventory on SQS batches from events/, against DynamoDB and SQS in moto."""
+
+from __future__ import annotations
+
+from events import load_event
+from tests.functions.conftest import emitted
+
+
+def test_thing_group_and_membership_are_recorded(inventory, capsys):
+    assert inventory.invoke(load_event("track_inventory/group_membership")) == {"batchItemFailures": []}
+    thing = inventory.item("INVENTORY_TABLE", pk="THING#MyThing", sk="THING")
+    assert thing["versionNumber"] == 1 and thing["deleted"] is False
+    assert inventory.item("INVENTORY_TABLE", pk="GROUP#MyChildThingGroup", sk="GROUP")["versionNumber"] == 1
+    assert inventory.item("INVENTORY_TABLE", pk="THING#MyThing", sk="GROUP#MyChildThingGroup")["member"] is True
+    logs, metrics = emitted(capsys.readouterr().out)
+    assert metrics == {"InventoryUpdated": 3}
+    assert {line.get("thingName") for line in logs if line["message"] == "Inventory updated"} == {"MyThing", None}
+
+
+def test_updates_delivered_out_of_order_and_twice_end_at_the_newest_version(inventory, capsys):
+    inventory.invoke(load_event("track_inventory/out_of_order"))
+    thing = inventory.item("INVENTORY_TABLE", pk="THING#MyThing", sk="THING")
+    assert thing["versionNumber"] == 3 and thing["attributes"] == {"attribute1": "newValue1", "firmware": "2.4.1"}
+    assert emitted(capsys.readouterr().out)[1] == {"InventoryUpdated": 1, "StaleEventsIgnored": 3}
+
+
+def test_deleted_thing_stays_as_an_expiring_tombstone(inventory):
+    inventory.invoke(load_event("track_inventory/thing_created"))
+    inventory.invoke(load_event("track_inventory/thing_deleted"))
+    inventory.invoke(load_event("track_inventory/thing_updated"))
+    thing = inventory.item("INVENTORY_TABLE", pk="THING#MyThing", sk="THING")
+    assert thing["deleted"] is True and thing["expiresAt"] > 0
+
+
+def test_malformed_registry_events_are_kept_in_the_dead_letter_queue(inventory, capsys):
+    event = load_event("track_inventory/malformed")
+    assert inventory.invoke(event) == {"batchItemFailures": []}
+    assert len(inventory.dead_letters()) == 4
+    assert emitted(capsys.readouterr().out)[1] == {"InventoryUpdated": 1, "MalformedEvents": 4}

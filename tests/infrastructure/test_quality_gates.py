@@ -1,0 +1,78 @@
+"""The synthesized app passes cfn-lint and cdk-nag, and synthesizes with no AWS account, as the CLI does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import STACK_NAME, build_app
+from stacks.config import ConfigError
+from tests.conftest import ROOT
+
+
+def test_cfn_lint_finds_nothing_beyond_the_documented_ignores(template_path):
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"  # reads .cfnlintrc.yaml from the repo root
+    result = subprocess.run(
+        [str(cfn_lint), "--format", "json", "--", str(template_path)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert (result.returncode, json.loads(result.stdout)) == (0, []), result.stdout + result.stderr
+
+
+def test_cdk_nag_findings_are_acknowledged_only_where_reviewed_and_with_reasons(cloud_assembly):
+    metadata = json.loads((cloud_assembly / f"{STACK_NAME}.metadata.json").read_text())
+    acknowledged = {
+        (path, rule): reason
+        for path, entries in metadata.items()
+        for entry in entries
+        if entry["type"] == "aws:cdk:acknowledged-rules"
+        for rule, reason in entry["data"].items()
+        if rule.startswith("Annotation::AwsSolutions")
+    }
+    assert set(acknowledged) == {
+        ("/DeviceBackend/Platform/RuleErrors/Queue", "Annotation::AwsSolutions-SQS3"),
+        ("/DeviceBackend/Registry/EventConfigurations", "Annotation::AwsSolutions-IAM5[Resource::*]"),
+        (
+            "/DeviceBackend/AWS679f53fac002430cb0da5b7982bd2287",
+            "Annotation::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        ),
+    }
+    assert all(len(reason) > 60 for reason in acknowledged.values())
+
+
+def test_an_unacknowledged_finding_fails_synthesis():
+    from aws_cdk import aws_sqs as sqs
+
+    app = build_app(outdir=str(ROOT / "build" / "test.cdk.out.nag"))
+    sqs.Queue(app.node.find_child(STACK_NAME), "QueueWithoutDeadLetters")
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+
+
+def test_synth_fails_on_a_bad_setting_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="deviceBackend.presence.batchSize"):
+        build_app(context={"deviceBackend.presence.batchSize": 0}, outdir=str(tmp_path))
+
+
+def test_python_app_py_reports_a_bad_setting_in_one_line(tmp_path):
+    environment = {**os.environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps({"deviceBackend.logLevel": "LOUD"})}
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=environment, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Configuration error: Context key 'deviceBackend.logLevel' is 'LOUD'; it must be one of DEBUG, INFO, WARNING, ERROR"
+    )
+
+
+def test_cdk_cli_synthesizes_with_no_aws_credentials(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment["CDK_DISABLE_CLI_TELEMETRY"] = "true"
+    result = subprocess.run(
+        [str(ROOT / "node_modules" / ".bin" / "cdk"), "synth", "--quiet", "--output", str(tmp_path)],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / f"{STACK_NAME}.template.json").is_file()

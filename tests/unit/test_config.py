@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from stacks.config import SETTING_KEYS, BackendConfig, ConfigError, load_config
+
+ROOT_CONTEXT = json.loads((__import__("pathlib").Path(__file__).parents[2] / "cdk.json").read_text())["context"]
+
+
+def test_defaults_apply_when_nothing_is_configured():
+    assert load_config({}) == BackendConfig()
+
+
+def test_cdk_json_sets_every_key_and_its_values_are_valid():
+    assert sorted(key for key in ROOT_CONTEXT if key.startswith("deviceBackend.")) == sorted(SETTING_KEYS)
+    load_config(ROOT_CONTEXT)
+
+
+def test_command_line_strings_are_converted():
+    config = load_config(
+        {"deviceBackend.presence.disconnectDelaySeconds": "12", "deviceBackend.presence.trackSubscriptions": "false"}
+    )
+    assert config.presence.disconnect_delay_seconds == 12
+    assert config.presence.track_subscriptions is False
+
+
+@pytest.mark.parametrize(
+    "key, value, allowed",
+    [
+        ("deviceBackend.presence.disconnectDelaySeconds", "soon", "a whole number from 0 to 900"),
+        ("deviceBackend.presence.disconnectDelaySeconds", 901, "a whole number from 0 to 900"),
+        ("deviceBackend.presence.maxConcurrency", 1, "a whole number from 2 to 1000"),
+        ("deviceBackend.namePrefix", "iot-backend", "1-40 letters, digits or '_'"),
+        ("deviceBackend.logRetentionDays", 31, "one of 1, 3, 5, 7, 14, 30"),
+        ("deviceBackend.logLevel", "LOUD", "one of DEBUG, INFO, WARNING, ERROR"),
+        ("deviceBackend.retainData", "maybe", "true or false"),
+        ("deviceBackend.alarmEmail", "not-an-email", "an e-mail address or null"),
+    ],
+)
+def test_a_bad_value_names_the_key_and_what_is_allowed(key, value, allowed):
+    with pytest.raises(ConfigError) as error:
+        load_config({key: value})
+    assert f"Context key {key!r} is {value!r}; it must be {allowed}" in str(error.value)
+
+
+def test_an_unknown_key_is_an_error_listing_the_known_keys():
+    with pytest.raises(ConfigError, match="Unknown context key 'deviceBackend.presence.delay'; the keys are: "):
+        load_config({"deviceBackend.presence.delay": 5})
+
+
+def test_other_context_keys_are_not_ours_to_check():
+    assert load_config({"@aws-cdk/core:newStyleStackSynthesis": True, "cli-telemetry": False}) == BackendConfig()
