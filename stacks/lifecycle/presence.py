@@ -4,30 +4,27 @@ from __future__ import annotations
 
 import aws_cdk.aws_iot_actions_alpha as actions
 from aws_cdk import Duration
-from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_lambda_event_sources as event_sources
 from constructs import Construct
 
 from stacks.platform import Platform
-from stacks.platform.functions import BackendFunction
-from stacks.platform.queues import BufferedQueue, DeadLetterQueue
+from stacks.platform.consumers import queue_consumer
 from stacks.platform.rules import topic_rule
 from stacks.platform.tables import table
 
-TIMEOUT = Duration.seconds(30)
 OUTCOMES = ["ConnectivityUpdated", "StaleEventsIgnored", "SubscriptionsUpdated", "MalformedEvents"]
 
 
 class Presence(Construct):
-    """Connectivity per client ID (table `connectivity`) and, when enabled, the topic filters each session
-    subscribed to (table `subscriptions`, expiring a week after the session's last change)."""
+    """Connectivity per client ID (table `Connectivity`) and, when enabled, the topic filters each session
+    subscribed to (table `Subscriptions`, expiring a week after the session's last change)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
         super().__init__(scope, construct_id)
         settings = platform.config.presence
         self.connectivity = table(self, "Connectivity", platform=platform, partition_key="clientId")
-        self.subscriptions = (
-            table(
+        tables = {"CONNECTIVITY_TABLE": self.connectivity}
+        if settings.track_subscriptions:
+            tables["SUBSCRIPTIONS_TABLE"] = table(
                 self,
                 "Subscriptions",
                 platform=platform,
@@ -35,81 +32,38 @@ class Presence(Construct):
                 sort_key="sessionIdentifier",
                 time_to_live_attribute="expiresAt",
             )
-            if settings.track_subscriptions
-            else None
-        )
-        self.dead_letters = DeadLetterQueue(
-            self, "DeadLetters", platform=platform, purpose="presence events that failed or were malformed"
-        )
-        self.events = BufferedQueue(
-            self, "Events", platform=platform, dead_letters=self.dead_letters, consumer_timeout=TIMEOUT
-        )
-        # AWS's advice: wait a few seconds before acting on a disconnect, so a quick reconnect wins the race
-        # instead of flapping the client offline.
-        self.disconnects = BufferedQueue(
+        consumer = queue_consumer(
             self,
-            "DelayedDisconnects",
             platform=platform,
-            dead_letters=self.dead_letters,
-            consumer_timeout=TIMEOUT,
-            delay=Duration.seconds(settings.disconnect_delay_seconds),
-        )
-
-        environment = {
-            "CONNECTIVITY_TABLE": self.connectivity.table_name,
-            "DEAD_LETTER_QUEUE_URL": self.dead_letters.queue.queue_url,
-        }
-        if self.subscriptions is not None:
-            environment["SUBSCRIPTIONS_TABLE"] = self.subscriptions.table_name
-        self.function = BackendFunction(
-            self,
-            "TrackPresence",
-            platform=platform,
+            function_id="TrackPresence",
             package="track_presence",
             description="Keeps each MQTT client's connectivity from IoT lifecycle events",
-            environment=environment,
-            timeout=TIMEOUT,
-        ).function
-        for written in (self.connectivity, self.subscriptions):
-            if written is not None:
-                written.grant(self.function, "dynamodb:UpdateItem")
-        self.dead_letters.queue.grant(self.function, "sqs:SendMessage")
-        for buffered in (self.events, self.disconnects):
-            self.function.add_event_source(
-                event_sources.SqsEventSource(
-                    buffered.queue,
-                    batch_size=settings.batch_size,
-                    max_concurrency=settings.max_concurrency,
-                    report_batch_item_failures=True,
-                )
-            )
-
-        topic_rule(
-            self,
-            "ConnectedRule",
-            platform=platform,
-            name="presence_connected",
-            sql="SELECT * FROM '$aws/events/presence/connected/+'",
-            action=actions.SqsQueueAction(self.events.queue),
-            description="Client connect events to the presence queue",
+            # AWS's advice: wait a few seconds before acting on a disconnect, so that a quick reconnect wins
+            # the race instead of flapping the client offline.
+            queue_delays={
+                "Events": Duration.seconds(0),
+                "DelayedDisconnects": Duration.seconds(settings.disconnect_delay_seconds),
+            },
+            tables=tables,
+            batch_size=settings.batch_size,
+            max_concurrency=settings.max_concurrency,
+            purpose="presence events that failed or were malformed",
         )
-        topic_rule(
-            self,
-            "DisconnectedRule",
-            platform=platform,
-            name="presence_disconnected",
-            sql="SELECT * FROM '$aws/events/presence/disconnected/+'",
-            action=actions.SqsQueueAction(self.disconnects.queue),
-            description="Client disconnect events to the delayed presence queue",
-        )
-        if self.subscriptions is not None:
+        self.function = consumer.function
+        rules = [
+            ("ConnectedRule", "presence_connected", "$aws/events/presence/connected/+", "Events"),
+            ("DisconnectedRule", "presence_disconnected", "$aws/events/presence/disconnected/+", "DelayedDisconnects"),
+        ]
+        if settings.track_subscriptions:
+            rules.append(("SubscriptionsRule", "presence_subscriptions", "$aws/events/subscriptions/+/+", "Events"))
+        for rule_id, name, topic_filter, queue_id in rules:
             topic_rule(
                 self,
-                "SubscriptionsRule",
+                rule_id,
                 platform=platform,
-                name="presence_subscriptions",
-                sql="SELECT * FROM '$aws/events/subscriptions/+/+'",
-                action=actions.SqsQueueAction(self.events.queue),
-                description="Client subscribe and unsubscribe events to the presence queue",
+                name=name,
+                sql=f"SELECT * FROM '{topic_filter}'",
+                action=actions.SqsQueueAction(consumer.queues[queue_id]),
+                description=f"Lifecycle events on {topic_filter} to the presence queue {queue_id}",
             )
         platform.monitoring.graph_outcomes("Presence events", "track_presence", OUTCOMES)

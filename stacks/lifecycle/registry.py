@@ -5,18 +5,15 @@ from __future__ import annotations
 import aws_cdk.aws_iot_actions_alpha as actions
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.platform import Platform
 from stacks.platform.checks import acknowledge
-from stacks.platform.functions import BackendFunction
-from stacks.platform.queues import BufferedQueue, DeadLetterQueue
+from stacks.platform.consumers import queue_consumer
 from stacks.platform.rules import topic_rule
 from stacks.platform.tables import table
 
-TIMEOUT = Duration.seconds(30)
 # Registry event types the inventory consumes; IoT publishes none of them until they are enabled.
 EVENT_TYPES = ("THING", "THING_GROUP", "THING_GROUP_MEMBERSHIP")
 RULES = {
@@ -40,34 +37,19 @@ class RegistryInventory(Construct):
         self.inventory = table(
             self, "Inventory", platform=platform, partition_key="pk", sort_key="sk", time_to_live_attribute="expiresAt"
         )
-        self.dead_letters = DeadLetterQueue(
-            self, "DeadLetters", platform=platform, purpose="registry events that failed or were malformed"
-        )
-        self.events = BufferedQueue(
-            self, "Events", platform=platform, dead_letters=self.dead_letters, consumer_timeout=TIMEOUT
-        )
-        self.function = BackendFunction(
+        consumer = queue_consumer(
             self,
-            "TrackInventory",
             platform=platform,
+            function_id="TrackInventory",
             package="track_inventory",
             description="Keeps the thing inventory from IoT registry events",
-            environment={
-                "INVENTORY_TABLE": self.inventory.table_name,
-                "DEAD_LETTER_QUEUE_URL": self.dead_letters.queue.queue_url,
-            },
-            timeout=TIMEOUT,
-        ).function
-        self.inventory.grant(self.function, "dynamodb:UpdateItem")
-        self.dead_letters.queue.grant(self.function, "sqs:SendMessage")
-        self.function.add_event_source(
-            event_sources.SqsEventSource(
-                self.events.queue,
-                batch_size=settings.batch_size,
-                max_concurrency=settings.max_concurrency,
-                report_batch_item_failures=True,
-            )
+            queue_delays={"Events": Duration.seconds(0)},
+            tables={"INVENTORY_TABLE": self.inventory},
+            batch_size=settings.batch_size,
+            max_concurrency=settings.max_concurrency,
+            purpose="registry events that failed or were malformed",
         )
+        self.function = consumer.function
         for name, (rule_id, topic_filter) in RULES.items():
             topic_rule(
                 self,
@@ -75,7 +57,7 @@ class RegistryInventory(Construct):
                 platform=platform,
                 name=name,
                 sql=f"SELECT * FROM '{topic_filter}'",
-                action=actions.SqsQueueAction(self.events.queue),
+                action=actions.SqsQueueAction(consumer.queues["Events"]),
                 description=f"Registry events on {topic_filter} to the inventory queue",
             )
         platform.monitoring.graph_outcomes("Registry events", "track_inventory", OUTCOMES)

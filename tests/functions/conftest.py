@@ -62,7 +62,8 @@ class Deployed:
         return messages
 
 
-def _table(client: Any, name: str, *keys: str) -> str:
+def create_table(client: Any, name: str, *keys: str) -> str:
+    """An on-demand table with string keys: the partition key, then the sort key if given."""
     client.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"))],
@@ -93,7 +94,7 @@ def aws() -> Iterator[tuple[Any, Any]]:
 
 def _deploy(monkeypatch, aws, package: str, tables: dict[str, tuple[str, ...]]) -> Deployed:
     dynamodb, sqs = aws
-    names = {env: _table(dynamodb, env.lower(), *keys) for env, keys in tables.items()}
+    names = {env: create_table(dynamodb, env.lower(), *keys) for env, keys in tables.items()}
     dead_letter_queue_url = sqs.create_queue(QueueName=f"{package}-dlq")["QueueUrl"]
     for env, name in names.items():
         monkeypatch.setenv(env, name)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from event_processing.dynamodb import write_conditionally
+from tests.functions.conftest import create_table
 from tests.memory_table import MemoryTable
 from track_inventory.logic import inventory_write
 from track_inventory.models import ThingEvent, ThingGroupMembershipEvent
@@ -25,13 +26,8 @@ OFFSETS = sorted({sign * (edge + nudge) for sign in (1, -1) for edge in (0, KICK
 def dynamodb():
     with mock_aws():
         client = boto3.client("dynamodb")
-        for name, keys in {"presence": ["clientId"], "inventory": ["pk", "sk"]}.items():
-            client.create_table(
-                TableName=name,
-                KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"))],
-                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
-                BillingMode="PAY_PER_REQUEST",
-            )
+        create_table(client, "presence", "clientId")
+        create_table(client, "inventory", "pk", "sk")
         yield client
 
 
