@@ -6,6 +6,9 @@ consumers cannot interleave a read and a write. The same object evaluates agains
 (`ConditionalWrite.apply_to`), which is how the ordering rules are tested without AWS; a test runs the
 rendered form against DynamoDB's semantics too, so the two cannot drift apart.
 
+The classes are plain (slots, NamedTuple) rather than dataclasses: building a dataclass costs about a
+millisecond of cold start each, and a function waits for these at every cold start.
+
 Comparison semantics follow DynamoDB's: a comparison with a missing attribute, or between values of
 different types, is false. `ne` also requires the attribute to exist, so that its meaning does not depend on
 how an engine treats `<>` against a missing attribute.
@@ -13,11 +16,12 @@ how an engine treats `<>` against a missing attribute.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
 
 _NUMBER = (int, Decimal)
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 class Placeholders:
@@ -46,6 +50,8 @@ class Placeholders:
 
 
 class Condition:
+    __slots__ = ()
+
     def matches(self, item: Mapping[str, Any] | None) -> bool:
         raise NotImplementedError
 
@@ -78,11 +84,11 @@ _OPERATORS = {
 }
 
 
-@dataclass(frozen=True)
 class Compare(Condition):
-    attribute: str
-    operator: str
-    value: Any
+    __slots__ = ("attribute", "operator", "value")
+
+    def __init__(self, attribute: str, operator: str, value: Any) -> None:
+        self.attribute, self.operator, self.value = attribute, operator, value
 
     def matches(self, item: Mapping[str, Any] | None) -> bool:
         if not item or self.attribute not in item:
@@ -98,9 +104,11 @@ class Compare(Condition):
         return f"{placeholders.name(self.attribute)} {self.operator} {placeholders.value(self.value)}"
 
 
-@dataclass(frozen=True)
 class Exists(Condition):
-    attribute: str
+    __slots__ = ("attribute",)
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
 
     def matches(self, item: Mapping[str, Any] | None) -> bool:
         return bool(item) and self.attribute in item
@@ -109,9 +117,11 @@ class Exists(Condition):
         return f"attribute_exists({placeholders.name(self.attribute)})"
 
 
-@dataclass(frozen=True)
 class Missing(Condition):
-    attribute: str
+    __slots__ = ("attribute",)
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
 
     def matches(self, item: Mapping[str, Any] | None) -> bool:
         return not item or self.attribute not in item
@@ -120,9 +130,11 @@ class Missing(Condition):
         return f"attribute_not_exists({placeholders.name(self.attribute)})"
 
 
-@dataclass(frozen=True)
 class All(Condition):
-    parts: tuple[Condition, ...]
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[Condition, ...]) -> None:
+        self.parts = parts
 
     def matches(self, item: Mapping[str, Any] | None) -> bool:
         return all(part.matches(item) for part in self.parts)
@@ -131,9 +143,11 @@ class All(Condition):
         return "(" + " AND ".join(part.render(placeholders) for part in self.parts) + ")"
 
 
-@dataclass(frozen=True)
 class AnyOf(Condition):
-    parts: tuple[Condition, ...]
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: tuple[Condition, ...]) -> None:
+        self.parts = parts
 
     def matches(self, item: Mapping[str, Any] | None) -> bool:
         return any(part.matches(item) for part in self.parts)
@@ -142,9 +156,11 @@ class AnyOf(Condition):
         return "(" + " OR ".join(part.render(placeholders) for part in self.parts) + ")"
 
 
-@dataclass(frozen=True)
 class Not(Condition):
-    part: Condition
+    __slots__ = ("part",)
+
+    def __init__(self, part: Condition) -> None:
+        self.part = part
 
     def matches(self, item: Mapping[str, Any] | None) -> bool:
         return not self.part.matches(item)
@@ -153,11 +169,13 @@ class Not(Condition):
         return f"(NOT {self.part.render(placeholders)})"
 
 
-@dataclass(frozen=True)
 class Attr:
     """An attribute to compare: `Attr("since").lt(ts) | Attr("since").missing()`."""
 
-    name: str
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def eq(self, value: Any) -> Condition:
         return Compare(self.name, "=", value)
@@ -184,14 +202,13 @@ class Attr:
         return Missing(self.name)
 
 
-@dataclass(frozen=True)
-class Update:
+class Update(NamedTuple):
     """SET, REMOVE, and set-valued ADD / DELETE, as in a DynamoDB UpdateExpression."""
 
-    set: Mapping[str, Any] = field(default_factory=dict)
+    set: Mapping[str, Any] = _NOTHING
     remove: tuple[str, ...] = ()
-    add: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    delete: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    add: Mapping[str, frozenset[str]] = _NOTHING
+    delete: Mapping[str, frozenset[str]] = _NOTHING
 
     def apply(self, item: Mapping[str, Any]) -> dict[str, Any]:
         updated = dict(item)
@@ -228,8 +245,7 @@ class Update:
         return " ".join(clauses)
 
 
-@dataclass(frozen=True)
-class ConditionalWrite:
+class ConditionalWrite(NamedTuple):
     key: Mapping[str, Any]
     update: Update
     condition: Condition | None = None

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
+# A cold start creates objects that live as long as the container, so collecting garbage during it is wasted
+# work: about 20 ms of this function's cold start here (a full pass over boto3's objects), more at Lambda's
+# CPU share. Collection resumes at the end of this module, without those objects.
+gc.disable()
+
 import os
 import time
 from typing import Any
@@ -19,6 +26,8 @@ INVENTORY_TABLE = os.environ["INVENTORY_TABLE"]
 logger = Logger()
 metrics = Metrics()
 dynamodb = boto3.client("dynamodb")
+gc.freeze()
+gc.enable()
 
 
 def track_inventory(body: str) -> str:
@@ -35,4 +44,4 @@ def track_inventory(body: str) -> str:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return sqs_batch.consume(event, context, track_inventory, logger=logger, metrics=metrics)
+    return sqs_batch.consume(event, track_inventory, logger=logger, metrics=metrics)

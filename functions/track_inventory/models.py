@@ -9,8 +9,7 @@ Membership events name neither the thing nor the group; both names come from the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, NamedTuple
 
 from event_processing.fields import (
     MalformedEvent,
@@ -30,8 +29,7 @@ _NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _RESOURCE_ARN = re.compile(r"arn:aws[a-z-]*:iot:[a-z0-9-]+:\d{12}:(thing|thinggroup)/([a-zA-Z0-9:_-]{1,128})")
 
 
-@dataclass(frozen=True, slots=True)
-class ThingEvent:
+class ThingEvent(NamedTuple):
     eventId: str
     timestamp: int
     operation: Literal["CREATED", "UPDATED", "DELETED"]
@@ -39,11 +37,10 @@ class ThingEvent:
     thingName: str
     versionNumber: int
     thingTypeName: str | None
-    attributes: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class ThingGroupEvent:
+class ThingGroupEvent(NamedTuple):
     eventId: str
     timestamp: int
     operation: Literal["CREATED", "UPDATED", "DELETED"]
@@ -52,11 +49,10 @@ class ThingGroupEvent:
     versionNumber: int
     parentGroupName: str | None
     description: str | None
-    attributes: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class ThingGroupMembershipEvent:
+class ThingGroupMembershipEvent(NamedTuple):
     eventId: str
     timestamp: int
     operation: Literal["ADDED", "REMOVED"]

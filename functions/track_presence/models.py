@@ -5,13 +5,13 @@ Topics: `$aws/events/presence/{connected,disconnected}/<clientId>` and
 `versionNumber` (and `ipAddress`, `disconnectReason`, `clientInitiatedDisconnect`, `thingName`); the 2018
 format has only clientId, timestamp, eventType, sessionIdentifier and principalIdentifier. Both parse;
 fields that are new are optional. Unknown extra fields are ignored, as AWS adds fields over time.
+The models are NamedTuples: as typed as dataclasses, and a fraction of their cold-start cost.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, NamedTuple
 
 from event_processing.fields import (
     MalformedEvent,
@@ -31,8 +31,7 @@ CLIENT_ID_MAX_LENGTH = 128
 MAX_TOPICS = 64
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectivityEvent:
+class ConnectivityEvent(NamedTuple):
     clientId: str
     eventType: Literal["connected", "disconnected"]
     timestamp: int
@@ -49,8 +48,7 @@ class ConnectivityEvent:
         return self.eventType == "connected"
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionEvent:
+class SubscriptionEvent(NamedTuple):
     clientId: str
     eventType: Literal["subscribed", "unsubscribed"]
     timestamp: int

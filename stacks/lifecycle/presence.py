@@ -11,7 +11,7 @@ from stacks.platform.consumers import queue_consumer
 from stacks.platform.rules import topic_rule
 from stacks.platform.tables import table
 
-OUTCOMES = ["ConnectivityUpdated", "StaleEventsIgnored", "SubscriptionsUpdated", "MalformedEvents"]
+OUTCOMES = ["ConnectivityUpdated", "StaleEventsIgnored", "SubscriptionsUpdated", "MalformedEvents", "FailedEvents"]
 
 
 class Presence(Construct):

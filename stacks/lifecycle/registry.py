@@ -24,7 +24,7 @@ RULES = {
         "$aws/events/thingGroupMembership/thingGroup/+/thing/+/+",
     ),
 }
-OUTCOMES = ["InventoryUpdated", "StaleEventsIgnored", "MalformedEvents"]
+OUTCOMES = ["InventoryUpdated", "StaleEventsIgnored", "MalformedEvents", "FailedEvents"]
 
 
 class RegistryInventory(Construct):

@@ -39,7 +39,7 @@ class _PipInstallForLambda:
     def try_bundle(self, output_dir: str, *, image: Any = None, **_: Any) -> bool:
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-            "--only-binary=:all:", *PIP_PLATFORM, "--requirement", str(self._requirements),
+            "--no-deps", "--only-binary=:all:", *PIP_PLATFORM, "--requirement", str(self._requirements),
             "--target", str(Path(output_dir) / "python"),
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True)

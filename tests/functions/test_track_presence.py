@@ -61,7 +61,7 @@ def test_malformed_event_log_lines_do_not_contain_the_payload(presence, capsys):
     assert "this is not JSON" not in printed and "yesterday" not in printed
 
 
-def test_a_failing_write_is_retried_alone_without_failing_the_batch(presence, monkeypatch):
+def test_a_failing_write_is_retried_alone_without_failing_the_batch(presence, monkeypatch, capsys):
     real_update = presence.handler.dynamodb.update_item
 
     def throttled_for_one_client(**request):
@@ -77,6 +77,7 @@ def test_a_failing_write_is_retried_alone_without_failing_the_batch(presence, mo
     assert response == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"][:2]]}
     assert presence.item("CONNECTIVITY_TABLE", clientId="sensor-0099")["connected"] is True
     assert presence.dead_letters() == []  # a transient failure is SQS's to redeliver, not a rejection
+    assert emitted(capsys.readouterr().out)[1] == {"ConnectivityUpdated": 1, "FailedEvents": 2}
 
 
 def test_a_malformed_event_that_cannot_reach_the_dead_letter_queue_is_left_for_retry(presence, monkeypatch):
@@ -107,3 +108,14 @@ def test_version_reset_and_2018_samples_end_as_the_ordering_rules_say(presence):
     assert presence.item("CONNECTIVITY_TABLE", clientId="sensor-0042")["versionNumber"] == 0
     legacy = presence.item("CONNECTIVITY_TABLE", clientId="a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6")
     assert legacy["connected"] is False and "versionNumber" not in legacy
+
+
+def test_when_every_record_fails_the_invocation_fails_so_that_the_error_alarm_sees_it(presence, monkeypatch):
+    import pytest
+
+    def unavailable(**_request):
+        raise ClientError({"Error": {"Code": "InternalServerError"}}, "UpdateItem")
+
+    monkeypatch.setattr(presence.handler.dynamodb, "update_item", unavailable)
+    with pytest.raises(presence.handler.sqs_batch.BatchFailed, match="All 2 records of the batch failed"):
+        presence.invoke(load_event("track_presence/stale_session"))

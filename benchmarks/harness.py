@@ -1,0 +1,214 @@
+"""Runs the candidates in fresh Python processes, as Lambda runs them, against the AWS stub.
+
+Cold starts are interleaved: each round starts every candidate once, so that the machine's speed, which drifts
+by tens of percent within minutes here, is about the same for the samples compared with each other.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from benchmarks.aws_stub import AwsStub
+from benchmarks.candidates import Candidate
+from benchmarks.lambda_image import BytecodeMode, LambdaImage, strip_bytecode
+
+CHILD_SCRIPT = Path(__file__).with_name("lambda_child.py")
+# -S: no site, so sys.path is only what Lambda's has (the child adds code, layer and runtime packages itself).
+# -P: the script's folder (benchmarks/) is not on sys.path either.
+CHILD_ISOLATION = ("-S", "-P")
+CHILD_TIMEOUT_SECONDS = 600
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+# What the stack gives every function (stacks/platform/functions.py) and the functions' own variables
+# (stacks/lifecycle/), with made-up resource names: every function gets all of them, each reads its own.
+STACK_ENVIRONMENT = {
+    "POWERTOOLS_METRICS_NAMESPACE": "IotDeviceBackend",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "CONNECTIVITY_TABLE": "DeviceBackend-Connectivity",
+    "SUBSCRIPTIONS_TABLE": "DeviceBackend-Subscriptions",
+    "INVENTORY_TABLE": "DeviceBackend-Inventory",
+    "DEAD_LETTER_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/DeviceBackend-DeadLetters",
+}
+
+
+class ChildFailed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    rounds: int  # the first one is the warm-up, not reported
+    warm_invocations: int
+    batch_size: int
+    bytecode: BytecodeMode
+    # The records of the first event after a cold start. One by default: the cold start is the environment's
+    # fixed cost (init and first calls); what each further record costs is the warm time per event.
+    first_event_records: int = 1
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    measurements: dict[str, Any]  # what lambda_child.py wrote
+    aws_calls: Counter[str]
+    stderr: str
+
+
+@dataclass
+class CandidateRuns:
+    candidate: Candidate
+    cold: list[dict[str, Any]] = field(default_factory=list)  # one per measured round, in round order
+    warm: dict[str, Any] = field(default_factory=dict)
+    aws_calls: Counter[str] = field(default_factory=Counter)  # over every run: warm-up, cold and warm
+    batches: int = 0
+    records: int = 0
+    handler_calls: int = 0
+
+    def count(self, result: ChildResult) -> None:
+        self.aws_calls += result.aws_calls
+        self.batches += result.measurements["batches"]
+        self.records += result.measurements["records"]
+        self.handler_calls += result.measurements["handler_calls"]
+
+
+def lambda_environment(
+    candidate: Candidate, image: LambdaImage, endpoint_url: str, write_bytecode: bool
+) -> dict[str, str]:
+    """The child's whole environment: Lambda's variables, the stack's, and the stub in place of AWS. Nothing is
+    inherited from this process, so no AWS profile, PYTHONPATH or PYTHON* setting of this shell leaks in."""
+    function_name = f"DeviceBackend-{candidate.name}"
+    environment = {
+        "AWS_LAMBDA_FUNCTION_NAME": function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "2025/01/01/[$LATEST]benchmark",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.14",
+        "LAMBDA_TASK_ROOT": str(image.task_root(candidate)),
+        "_HANDLER": candidate.handler,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "ASIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "AWS_SESSION_TOKEN": "benchmark-session-token",
+        "TZ": ":UTC",
+        "LANG": "C.UTF-8",
+        "POWERTOOLS_SERVICE_NAME": candidate.name,
+        **STACK_ENVIRONMENT,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        # Lambda has no AWS config files; pointing at files that do not exist keeps this machine's out.
+        "AWS_CONFIG_FILE": str(image.root / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(image.root / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "HOME": str(image.root),
+    }
+    if not write_bytecode:
+        environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    return environment
+
+
+def run_child(
+    candidate: Candidate,
+    image: LambdaImage,
+    aws: AwsStub,
+    *,
+    warm_invocations: int,
+    first_event_records: int,
+    write_bytecode: bool = False,
+    python_options: Sequence[str] = (),
+) -> ChildResult:
+    """One execution environment of `candidate`: a cold start, then `warm_invocations` more batches."""
+    result_path = image.root / f"result-{candidate.name}.json"
+    result_path.unlink(missing_ok=True)
+    settings = {
+        "code_root": str(image.task_root(candidate)),
+        "layers": [str(layer) for layer in image.layers(candidate)],
+        "runtime_packages": str(image.runtime_packages),
+        "handler": candidate.handler,
+        "function_name": f"DeviceBackend-{candidate.name}",
+        "warm_invocations": warm_invocations,
+        "first_event_records": first_event_records,
+        "result_path": str(result_path),
+    }
+    completed = subprocess.run(
+        [sys.executable, *CHILD_ISOLATION, *python_options, str(CHILD_SCRIPT), json.dumps(settings)],
+        input=json.dumps(candidate.batch).encode(),
+        stdout=subprocess.DEVNULL,  # the function's logs and metrics (EMF), which go to CloudWatch on Lambda
+        stderr=subprocess.PIPE,
+        env=lambda_environment(candidate, image, aws.endpoint_url, write_bytecode),
+        timeout=CHILD_TIMEOUT_SECONDS,
+    )
+    aws_calls = aws.take_counts()  # taken even on failure, so they are not put down to the next child
+    stderr = completed.stderr.decode(errors="replace")
+    if completed.returncode != 0:
+        raise ChildFailed(f"{candidate.name} exited with {completed.returncode}:\n{stderr[-4000:]}")
+    return ChildResult(json.loads(result_path.read_text()), aws_calls, stderr)
+
+
+def rotated(candidates: list[Candidate], round_number: int) -> list[Candidate]:
+    # Each candidate takes each place in the round in turn, so none always runs first (or right after another).
+    shift = round_number % len(candidates)
+    return candidates[shift:] + candidates[:shift]
+
+
+def measure(
+    candidates: list[Candidate],
+    settings: Settings,
+    image: LambdaImage,
+    aws: AwsStub,
+    progress: Callable[[str], None],
+) -> dict[str, CandidateRuns]:
+    runs = {candidate.name: CandidateRuns(candidate) for candidate in candidates}
+    for round_number in range(settings.rounds):
+        warm_up = round_number == 0
+        progress(f"cold starts: round {round_number + 1}/{settings.rounds}{' (warm-up)' if warm_up else ''}")
+        for candidate in rotated(candidates, round_number):
+            result = run_child(
+                candidate,
+                image,
+                aws,
+                warm_invocations=0,
+                first_event_records=settings.first_event_records,
+                write_bytecode=warm_up,
+            )
+            runs[candidate.name].count(result)
+            if not warm_up:
+                runs[candidate.name].cold.append(result.measurements)
+        if warm_up and settings.bytecode == "lambda":
+            strip_bytecode(image)
+    for candidate in candidates:
+        progress(f"warm invocations: {candidate.name}")
+        result = run_child(
+            candidate,
+            image,
+            aws,
+            warm_invocations=settings.warm_invocations,
+            first_event_records=settings.first_event_records,
+        )
+        runs[candidate.name].count(result)
+        runs[candidate.name].warm = result.measurements
+    return runs
+
+
+def profile_imports(
+    candidates: list[Candidate], settings: Settings, image: LambdaImage, aws: AwsStub, runs: int
+) -> dict[str, list[str]]:
+    """`python -X importtime` of `runs` cold starts of each candidate, interleaved: their stderr, by candidate."""
+    profiles: dict[str, list[str]] = {candidate.name: [] for candidate in candidates}
+    for _ in range(runs):
+        for candidate in candidates:
+            result = run_child(
+                candidate,
+                image,
+                aws,
+                warm_invocations=0,
+                first_event_records=settings.first_event_records,
+                python_options=("-X", "importtime"),
+            )
+            profiles[candidate.name].append(result.stderr)
+    return profiles

@@ -1,0 +1,79 @@
+"""The AWS stub counts what a function calls, answers as botocore expects, and always stops."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from pathlib import Path
+
+import boto3
+import pytest
+
+from benchmarks.aws_stub import AwsStub
+from benchmarks.candidates import function_candidate, sqs_batch
+from benchmarks.harness import run_child
+from benchmarks.lambda_image import build_image
+from event_processing.fields import MalformedEvent
+from events import load_event
+from track_presence.models import parse_lifecycle_event
+
+QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/DeadLetters"
+
+
+def is_malformed(body: object) -> bool:
+    try:
+        parse_lifecycle_event(body)  # type: ignore[arg-type]
+    except MalformedEvent:
+        return True
+    return False
+
+
+def test_counts_a_functions_calls_by_operation(tmp_path: Path) -> None:
+    """A malformed record goes to the dead-letter queue: the stub sees one SQS SendMessage per such record."""
+    sample = load_event("track_presence/malformed")
+    bodies = [record["body"] for record in sample["Records"]]
+    malformed = sum(is_malformed(body) for body in bodies)
+    assert 0 < malformed < len(bodies)  # the sample mixes both, so both operations are counted
+    candidate = function_candidate("track_presence", sqs_batch("track_presence", sample["Records"]))
+    with AwsStub() as aws:
+        image = build_image(tmp_path, [candidate])
+        result = run_child(candidate, image, aws, warm_invocations=1, first_event_records=len(candidate.batch["Records"]))
+        assert aws.take_counts() == {}  # taken by run_child: nothing is left to put down to the next child
+    assert result.aws_calls == {"sqs:SendMessage": 2 * malformed, "dynamodb:UpdateItem": 2 * (len(bodies) - malformed)}
+    assert result.measurements["handler_calls"] == result.measurements["batches"] == 2
+
+
+def test_answers_as_botocore_expects() -> None:
+    with AwsStub() as aws:
+        dynamodb = boto3.client("dynamodb", endpoint_url=aws.endpoint_url)
+        sqs = boto3.client("sqs", endpoint_url=aws.endpoint_url)
+        dynamodb.update_item(TableName="t", Key={"pk": {"S": "a"}}, UpdateExpression="SET #n = :v",
+                             ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":v": {"N": "1"}})
+        sent = sqs.send_message(QueueUrl=QUEUE_URL, MessageBody="not JSON")
+        with pytest.raises(dynamodb.exceptions.ClientError, match="UnknownOperationException"):
+            dynamodb.get_item(TableName="t", Key={"pk": {"S": "a"}})
+        counts = aws.take_counts()
+    assert sent["MD5OfMessageBody"] == hashlib.md5(b"not JSON").hexdigest()
+    assert sent["MessageId"]
+    assert counts == {"dynamodb:UpdateItem": 1, "sqs:SendMessage": 1, "dynamodb:GetItem": 1}
+
+
+def test_stops_even_when_the_run_fails() -> None:
+    threads_before = set(threading.enumerate())
+    with pytest.raises(RuntimeError, match="a child failed"):
+        with AwsStub() as aws:
+            port = int(aws.endpoint_url.rsplit(":", 1)[1])
+            raise RuntimeError("a child failed")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert not [t for t in set(threading.enumerate()) - threads_before if t.name == "aws-stub"]
+
+
+def test_is_not_reachable_once_stopped() -> None:
+    stub = AwsStub()
+    with stub:
+        pass
+    with pytest.raises(RuntimeError, match="not running"):
+        stub.endpoint_url
+

@@ -1,0 +1,96 @@
+"""`python -m benchmarks --quick` end to end: every candidate reported, with numbers that can be true.
+
+Timings are not compared with each other or with the target here: on a shared machine they are too noisy for
+a test. What is deterministic is: the AWS calls per event, the invocations per batch, and that the AWS stub
+is gone afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from benchmarks.__main__ import main
+from benchmarks.candidates import BASELINE, discover_functions
+from benchmarks.report import PRESENCE
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, dict[str, Any]]:
+    raw_path = tmp_path_factory.mktemp("bench") / "raw.json"
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        exit_code = main(["--quick", "--json", str(raw_path)])
+    return exit_code, report.getvalue(), json.loads(raw_path.read_text())
+
+
+def summaries(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {summary["name"]: summary for summary in raw["summaries"]}
+
+
+def test_reports_every_function_and_the_baseline(quick_run: tuple[int, str, dict[str, Any]]) -> None:
+    exit_code, report, raw = quick_run
+    expected = {BASELINE, *discover_functions()}
+    assert exit_code == 0
+    assert {PRESENCE, "track_inventory"} <= expected
+    assert set(summaries(raw)) == expected
+    table_rows = {line.split("|")[1].strip() for line in report.splitlines() if line.startswith("| ")}
+    assert expected <= table_rows
+
+
+def test_numbers_are_plausible(quick_run: tuple[int, str, dict[str, Any]]) -> None:
+    _, _, raw = quick_run
+    for name, summary in summaries(raw).items():
+        assert summary["cold_samples"] == raw["settings"]["rounds"] - 1, name
+        assert 0 < summary["init_ms"] <= summary["cold_wall_ms"] < 60_000, name
+        assert 0 < summary["cold_cpu_ms"] < 60_000, name
+        assert 0 < summary["warm_event_ms"] <= summary["warm_invocation_ms"], name
+        assert summary["warm_event_ms"] <= summary["warm_event_p99_ms"], name
+        assert summary["warm_invocation_ms"] <= summary["warm_invocation_p99_ms"], name
+        assert 10 < summary["cold_rss_mib"] <= summary["warm_rss_mib"] + 1 < 2048, name
+        assert (summary["wall_ratio"] is None) == (name == BASELINE), name
+    functions = [s for name, s in summaries(raw).items() if name != BASELINE]
+    # A function does at least what the baseline does; its first batch makes AWS calls, the baseline's none.
+    assert all(s["cold_wall_ms"] - s["init_ms"] > 0 and s["wall_ratio"] > 0 for s in functions)
+
+
+def test_presence_writes_once_per_event(quick_run: tuple[int, str, dict[str, Any]]) -> None:
+    _, report, raw = quick_run
+    presence = summaries(raw)[PRESENCE]
+    assert presence["records"] > 0
+    assert presence["aws_calls"] == {"dynamodb:UpdateItem": presence["records"]}
+    assert presence["calls_per_event"] == {"dynamodb:UpdateItem": 1.0}
+    assert "**PASS** track_presence: exactly 1 DynamoDB write per presence event" in report
+
+
+def test_one_invocation_per_batch(quick_run: tuple[int, str, dict[str, Any]]) -> None:
+    _, report, raw = quick_run
+    for name, summary in summaries(raw).items():
+        assert summary["handler_calls"] == summary["batches"] > 0, name
+        assert summary["invocations_per_batch"] == 1, name
+    assert "**PASS** track_presence: 1 invocation per SQS batch" in report
+
+
+def test_reports_every_target_and_the_run(quick_run: tuple[int, str, dict[str, Any]]) -> None:
+    _, report, raw = quick_run
+    assert len(raw["checks"]) == 3
+    assert report.count("**PASS**") + report.count("**FAIL**") == 3
+    assert "cold start ≤ 1.15× the baseline's" in report
+    assert "command: `python -m benchmarks --quick --json" in report
+    assert "Bytecode mode `lambda`" in report
+    for fact in ("python", "cpu_count", "date"):
+        assert f"- {fact}: " in report
+
+
+def test_stub_is_stopped_after_the_run(quick_run: tuple[int, str, dict[str, Any]]) -> None:
+    _, _, raw = quick_run
+    endpoint = urlsplit(raw["aws_endpoint_url"])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((endpoint.hostname, endpoint.port), timeout=5).close()
+

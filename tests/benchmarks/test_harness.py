@@ -1,0 +1,83 @@
+"""The parts of the benchmark whose mistakes would not show in its numbers."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import replace
+
+import pytest
+
+from benchmarks import __main__ as cli
+from benchmarks.candidates import all_candidates, discover_functions
+from benchmarks.harness import CHILD_SCRIPT, Settings
+from benchmarks.report import PRESENCE, Outcome, Summary, check_targets
+from track_presence.models import parse_lifecycle_event
+
+
+def top_level_imports(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return {name.partition(".")[0] for name in names}
+
+
+def test_child_bootstrap_imports_only_the_standard_library() -> None:
+    """Importing boto3, botocore or Powertools before the handler would pre-pay what the cold start measures."""
+    tree = ast.parse(CHILD_SCRIPT.read_text())
+    assert top_level_imports(tree) <= set(sys.stdlib_module_names)
+    first = tree.body[1]  # after the docstring: the clock must start before anything else is imported
+    assert isinstance(first, ast.Import) and [alias.name for alias in first.names] == ["time"]
+
+
+def test_batches_are_full_of_distinct_valid_events() -> None:
+    candidates = all_candidates(batch_size=10)
+    assert [c.name for c in candidates[1:]] == discover_functions()
+    for candidate in candidates:
+        records = candidate.batch["Records"]
+        assert len(records) == 10
+        assert len({record["messageId"] for record in records}) == 10
+    presence = next(c for c in candidates if c.name == PRESENCE)
+    for record in presence.batch["Records"]:
+        parse_lifecycle_event(record["body"])  # raises MalformedEvent on a bad sample
+    event_types = {parse_lifecycle_event(record["body"]).eventType for record in presence.batch["Records"]}
+    assert event_types >= {"connected", "subscribed"}
+
+
+def presence_summary(**changes: object) -> Summary:
+    summary = Summary(
+        name=PRESENCE, cold_samples=14, cold_wall_ms=300.0, cold_cpu_ms=290.0, init_ms=280.0, wall_ratio=1.1,
+        cpu_ratio=1.1, warm_event_ms=1.0, warm_event_p99_ms=2.0, warm_invocation_ms=10.0, warm_invocation_p99_ms=20.0,
+        cold_rss_mib=50.0, warm_rss_mib=51.0, aws_calls={"dynamodb:UpdateItem": 150}, records=150, batches=15,
+        handler_calls=15,
+    )  # fmt: skip
+    return replace(summary, **changes)  # type: ignore[arg-type]
+
+
+def test_targets_pass_when_met() -> None:
+    assert [check.passed for check in check_targets([presence_summary()])] == [True, True, True]
+
+
+def test_targets_fail_when_missed() -> None:
+    two_writes = presence_summary(aws_calls={"dynamodb:UpdateItem": 150, "dynamodb:PutItem": 150})
+    redelivered = presence_summary(handler_calls=16)
+    slow = presence_summary(wall_ratio=1.2)
+    assert [check.passed for check in check_targets([two_writes])] == [False, True, True]
+    assert [check.passed for check in check_targets([redelivered])] == [True, False, True]
+    assert [check.passed for check in check_targets([slow])] == [True, True, False]
+    assert not any(check.passed for check in check_targets([]))
+
+
+@pytest.mark.parametrize(("options", "exit_code"), [([], 0), (["--check"], 1)])
+def test_exit_code_reports_a_missed_target_only_with_check(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], options: list[str], exit_code: int
+) -> None:
+    def missed_everything(settings: Settings, command: str) -> Outcome:
+        return Outcome(settings, command, {}, "http://127.0.0.1:1", {}, [], check_targets([]), 1, {})
+
+    monkeypatch.setattr(cli, "run", missed_everything)
+    assert cli.main(options) == exit_code
+    assert "**FAIL**" in capsys.readouterr().out
