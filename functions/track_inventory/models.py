@@ -4,6 +4,8 @@ Topics: `$aws/events/thing/<thingName>/{created,updated,deleted}`,
 `$aws/events/thingGroup/<groupName>/{created,updated,deleted}` and
 `$aws/events/thingGroupMembership/thingGroup/<groupName>/thing/<thingName>/{added,removed}`.
 Membership events name neither the thing nor the group; both names come from the ARNs they carry.
+Today's events spell eventType THING_EVENT, THING_GROUP_EVENT, THING_GROUP_MEMBERSHIP_EVENT; the 2018 guide
+spelled them thingEvent, thingGroupEvent, thingGroupMembershipEvent. Both are accepted.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from event_processing.fields import (
     whole_number,
 )
 
-EVENT_TYPES = ("thingEvent", "thingGroupEvent", "thingGroupMembershipEvent")
+THING_EVENT, THING_GROUP_EVENT, MEMBERSHIP_EVENT = "THING_EVENT", "THING_GROUP_EVENT", "THING_GROUP_MEMBERSHIP_EVENT"
+EVENT_TYPES = {
+    THING_EVENT: THING_EVENT,
+    THING_GROUP_EVENT: THING_GROUP_EVENT,
+    MEMBERSHIP_EVENT: MEMBERSHIP_EVENT,
+    "thingEvent": THING_EVENT,
+    "thingGroupEvent": THING_GROUP_EVENT,
+    "thingGroupMembershipEvent": MEMBERSHIP_EVENT,
+}
 LIFECYCLE_OPERATIONS = ("CREATED", "UPDATED", "DELETED")
 MEMBERSHIP_OPERATIONS = ("ADDED", "REMOVED")
 # Thing and thing-group names: 1-128 of [a-zA-Z0-9:_-] (CreateThing / CreateThingGroup).
@@ -70,9 +80,9 @@ RegistryEvent = ThingEvent | ThingGroupEvent | ThingGroupMembershipEvent
 
 def parse_registry_event(body: str | Mapping[str, Any]) -> RegistryEvent:
     event = decode_object(body)
-    event_type = one_of(event, "eventType", EVENT_TYPES)
+    event_type = EVENT_TYPES[one_of(event, "eventType", tuple(EVENT_TYPES))]
     common = {"eventId": text(event, "eventId", max_length=128), "timestamp": whole_number(event, "timestamp")}
-    if event_type == "thingEvent":
+    if event_type == THING_EVENT:
         return ThingEvent(
             operation=one_of(event, "operation", LIFECYCLE_OPERATIONS),
             thingId=text(event, "thingId", max_length=128),
@@ -82,7 +92,7 @@ def parse_registry_event(body: str | Mapping[str, Any]) -> RegistryEvent:
             attributes=string_map(event, "attributes"),
             **common,
         )
-    if event_type == "thingGroupEvent":
+    if event_type == THING_GROUP_EVENT:
         return ThingGroupEvent(
             operation=one_of(event, "operation", LIFECYCLE_OPERATIONS),
             thingGroupId=text(event, "thingGroupId", max_length=128),

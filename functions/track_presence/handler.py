@@ -40,7 +40,8 @@ def track_presence(body: str) -> str:
             applied = write_conditionally(dynamodb, CONNECTIVITY_TABLE, connectivity_write(event, now_ms))
             logger.info(
                 "Connectivity updated" if applied else "Stale or repeated event ignored",
-                extra={"versionNumber": event.versionNumber, "timestamp": event.timestamp},
+                # not "timestamp": that key is the log line's own
+                extra={"versionNumber": event.versionNumber, "eventTimestamp": event.timestamp},
             )
             return "ConnectivityUpdated" if applied else "StaleEventsIgnored"
         if not SUBSCRIPTIONS_TABLE:

@@ -96,7 +96,7 @@ def test_membership_names_come_from_the_arns():
 @pytest.mark.parametrize(
     "index, reason",
     [
-        (1, "eventType must be one of thingEvent, thingGroupEvent, thingGroupMembershipEvent"),
+        (1, "eventType must be one of THING_EVENT, THING_GROUP_EVENT, THING_GROUP_MEMBERSHIP_EVENT, thingEvent"),
         (2, "thingArn is not an IoT thing ARN"),
         (3, "versionNumber must be a whole number >= 0"),
         (4, "thingName must be 1-128 characters"),
@@ -112,3 +112,10 @@ def test_attributes_must_be_strings():
     body = sqs_bodies("track_inventory/thing_created")[0] | {"attributes": {"count": 3}}
     with pytest.raises(MalformedEvent, match="attributes"):
         parse_registry_event(json.dumps(body))
+
+
+def test_the_2018_spelling_of_the_event_types_is_still_accepted():
+    table = MemoryTable()
+    assert apply(table, *sqs_bodies("track_inventory/format_2018")) == [True, True, True]
+    assert table.get(**membership_key("MyThing", "MyChildThingGroup"))["member"] is True
+    assert table.get(**group_key("MyChildThingGroup"))["parentGroupName"] == "MyRootThingGroup"

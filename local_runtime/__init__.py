@@ -1,0 +1,22 @@
+"""Runs the synthesized app (a CDK cloud assembly) on this machine: no Docker, no AWS account.
+
+An embedded AWS (moto's server) holds the tables, queues and topics the template declares; each Lambda
+function runs in its own child process as a warm container would; SQS event source mappings feed the
+functions; a minimal IoT rules engine turns published messages into rule actions. Whatever it does not
+emulate it refuses, with a message saying what and where, rather than pretend.
+
+Modules: assembly (the cloud assembly and its functions), intrinsics (CloudFormation functions), cloud (the
+embedded AWS), functions and worker (Lambda's execution environments), event_sources (SQS mappings and
+asynchronous invocations), topics and rules (the rules engine), runtime (all of it as one object),
+scenario, report, and __main__ (the command line: `python -m local_runtime --help`).
+
+Not emulated, knowingly: IAM (every call is allowed), CloudWatch (logs are captured and printed, metrics
+summed from the EMF lines, alarms skipped), Lambda's memory limit, concurrency (one batch at a time per
+mapping), retries of asynchronous invocations, the function's Python version and architecture (it runs on
+this interpreter), DynamoDB's TTL deletions, deliveries to SNS subscribers, and IoT SQL beyond `SELECT *`.
+"""
+
+from local_runtime.errors import LocalRuntimeError, NotEmulated
+from local_runtime.runtime import LocalRuntime
+
+__all__ = ["LocalRuntime", "LocalRuntimeError", "NotEmulated"]

@@ -1,0 +1,192 @@
+"""`python -m local_runtime`: run the synthesized app on this machine.
+
+    functions                              the functions, and why any cannot run here
+    invoke <function> --event <file>       one invocation, as `sam local invoke` (logs, result, tables)
+    publish <topic> --payload <json|@file> one message through the rules, then the functions
+    scenario <file>                        a scenario (events/scenarios/), then the tables and queues
+
+Every command takes --assembly (default cdk.out, which `make synth` writes) and --stack when the assembly
+has several stacks. Exit status: 0 done; 1 the invoked function failed; 2 the runtime cannot do it (it says
+why: something not emulated, an unknown name, queues that did not drain in time); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from local_runtime.activity import Activity
+from local_runtime.assembly import find_functions, load_stack, select_function
+from local_runtime.errors import LocalRuntimeError, NotEmulated
+from local_runtime.event_sources import DrainTimeout
+from local_runtime.report import describe_activity, queues_report, startup_summary, tables_report
+from local_runtime.runtime import DEFAULT_DRAIN_TIMEOUT_S, LocalRuntime
+from local_runtime.scenario import load_scenario, run_scenario
+
+EXIT_FUNCTION_FAILED = 1
+EXIT_CANNOT_RUN = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    started = time.monotonic()
+    try:
+        code = args.run(args)
+    except LocalRuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = EXIT_CANNOT_RUN
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    print(f"\n{args.command} took {time.monotonic() - started:.1f} s")
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--assembly", type=Path, default=Path("cdk.out"), help="the cloud assembly folder (default: cdk.out)"
+    )
+    common.add_argument("--stack", help="the stack to run, when the assembly has several")
+    parser = argparse.ArgumentParser(
+        prog="python -m local_runtime", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("functions", parents=[common], help="list the functions and whether they run here")
+    listing.set_defaults(run=_functions)
+
+    invoke = commands.add_parser("invoke", parents=[common], help="invoke a function once with an event file")
+    invoke.add_argument("function", help="friendly name (e.g. track_presence), logical id or CDK path")
+    invoke.add_argument(
+        "-e", "--event", type=Path, required=True, help="a JSON file (e.g. events/track_presence/connected.json)"
+    )
+    invoke.add_argument("--no-tables", action="store_true", help="do not print the tables afterwards")
+    invoke.set_defaults(run=_invoke)
+
+    publish = commands.add_parser("publish", parents=[common], help="publish one message to the rules, then drain")
+    publish.add_argument("topic")
+    publish.add_argument("--payload", required=True, help="the payload as text (JSON or not), or @file")
+    publish.add_argument("--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT_S, help="seconds (%(default)s)")
+    publish.set_defaults(run=_publish)
+
+    scenario = commands.add_parser("scenario", parents=[common], help="play a scenario file")
+    scenario.add_argument("file", type=Path)
+    scenario.add_argument(
+        "--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT_S, help="seconds per drain (%(default)s)"
+    )
+    scenario.set_defaults(run=_scenario)
+    return parser
+
+
+def _functions(args: argparse.Namespace) -> int:
+    specs = find_functions(load_stack(args.assembly, args.stack))
+    runnable = [spec for spec in specs if not spec.not_runnable]
+    rows = [("name", "logical id", "handler", "runtime", "memory", "timeout")]
+    for spec in runnable:
+        memory, timeout = f"{spec.memory_mb} MB", f"{spec.timeout_s} s"
+        rows.append((spec.name, spec.logical_id, spec.handler or "", spec.runtime or "", memory, timeout))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    print("Runnable here (python -m local_runtime invoke <name> --event <file>):")
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    not_runnable = [spec for spec in specs if spec.not_runnable]
+    if not_runnable:
+        print("Not runnable here:")
+        for spec in not_runnable:
+            print(f"  {spec.resource.label}: {spec.not_runnable}")
+    print(f"Functions run on this machine's Python {sys.version.split()[0]}, whatever their runtime says.")
+    return 0
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    runtime = LocalRuntime(args.assembly, stack=args.stack)
+    spec = select_function(runtime.function_specs, args.function)  # an unknown name fails before anything starts
+    if spec.not_runnable:
+        raise NotEmulated(f"Function {spec.resource.label} cannot run locally: {spec.not_runnable}")
+    event = _read_json(args.event)
+    with runtime:
+        print(f"Invoking {spec.name} ({spec.logical_id}) with {args.event}")
+        print(f"embedded AWS (moto) at {runtime.cloud.endpoint_url}")
+        invocation = runtime.invoke(spec.logical_id, event)
+        cold = f", cold start {invocation.init_ms:.0f} ms" if invocation.init_ms is not None else ""
+        print(f"\n--- logs (request {invocation.request_id}: {invocation.duration_ms:.0f} ms{cold}) ---")
+        print("\n".join(invocation.logs))
+        print("\n--- error ---" if invocation.error else "\n--- result ---")
+        print(json.dumps(invocation.error.as_json() if invocation.error else invocation.result, indent=2))
+        if not args.no_tables:
+            print(f"\n{tables_report(runtime)}")
+    return EXIT_FUNCTION_FAILED if invocation.error else 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    payload = Path(args.payload[1:]).read_bytes() if args.payload.startswith("@") else args.payload.encode()
+    with _event_flow_runtime(args) as runtime:
+        print(startup_summary(runtime, with_event_flow=True) + "\n")
+        print(f"publish {args.topic}")
+        if not runtime.publish(args.topic, payload):
+            print(f"      no rule matches {args.topic}")
+        return _finish(runtime, runtime.drain)
+
+
+def _scenario(args: argparse.Namespace) -> int:
+    steps = load_scenario(args.file)
+    with _event_flow_runtime(args) as runtime:
+        print(startup_summary(runtime, with_event_flow=True))
+        print(f"\nScenario {args.file}: {len(steps)} steps")
+        return _finish(runtime, lambda: run_scenario(runtime, steps, print))
+
+
+def _event_flow_runtime(args: argparse.Namespace) -> LocalRuntime:
+    """A runtime that prints what the rules and functions do as they do it."""
+    return LocalRuntime(args.assembly, stack=args.stack, observer=_printer(), drain_timeout_s=args.drain_timeout)
+
+
+def _finish(runtime: LocalRuntime, play: Callable[[], None]) -> int:
+    """Plays, then prints the final state, also when the queues did not drain in time."""
+    try:
+        play()
+    except DrainTimeout:
+        print(f"\n{_final_state(runtime)}")
+        raise
+    print(f"\n{_final_state(runtime)}")
+    return 0
+
+
+def _final_state(runtime: LocalRuntime) -> str:
+    return f"Final state\n\n{tables_report(runtime)}\n\n{queues_report(runtime)}"
+
+
+def _printer() -> Callable[[Activity], None]:
+    def show(activity: Activity) -> None:
+        for line in describe_activity(activity):
+            print(f"      {line}")
+
+    return show
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise LocalRuntimeError(f"Cannot read the event {path}: {error}") from None
+
+
+def _stop_on_sigterm() -> None:
+    """`kill` ends the command as Ctrl-C does: every `with` block stops its workers and server on the way out."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+if __name__ == "__main__":
+    _stop_on_sigterm()
+    sys.exit(main())

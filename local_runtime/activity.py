@@ -1,0 +1,48 @@
+"""What happened while the app ran: the records the rules engine and the event sources report as they work,
+for the command line to print and tests to inspect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from local_runtime.functions import Invocation
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    action: str  # the rule action's type, as in the template: sqs, lambda
+    target: str  # the queue's logical id, or the function's name
+    error: str | None = None  # why it failed; None when it succeeded
+
+
+@dataclass(frozen=True)
+class RuleFired:
+    rule: str
+    topic: str
+    actions: tuple[ActionOutcome, ...]
+    error_action: ActionOutcome | None = None  # run only when an action failed
+
+
+@dataclass(frozen=True)
+class BatchDelivered:
+    """An SQS event source mapping invoked its function with a batch, and settled it."""
+
+    queue: str  # the queue's logical id
+    function: str
+    records: int
+    invocation: Invocation
+    left_in_queue: tuple[str, ...]  # message ids not deleted: SQS redelivers them after the visibility timeout
+    whole_batch_failed: str | None  # why all the records were left, when they were
+
+
+@dataclass(frozen=True)
+class AsyncInvoked:
+    """An asynchronous invocation (an IoT rule's lambda action) ran."""
+
+    source: str
+    invocation: Invocation
+
+
+Activity = RuleFired | BatchDelivered | AsyncInvoked
+Observer = Callable[[Activity], None]

@@ -1,0 +1,284 @@
+"""The embedded AWS: moto's server on 127.0.0.1, holding the tables, queues and topics the template declares.
+
+Each resource gets the name CloudFormation would give it if the template names it, else its logical id (so
+the report can name it by logical id), and is created after the resources it refers to (a queue after its
+dead-letter queue). Lambda functions, layers and log groups are not created in moto: they get the names and
+ARNs intrinsics resolve to, and the runtime runs or captures them itself. Properties that change nothing on
+this machine (encryption at rest, backups, tags...) are listed, not refused; any other property this module
+does not know is refused, as it could change behaviour.
+
+moto keeps one state per process, so there is one embedded AWS per process at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import urllib.request
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Callable, Mapping
+
+import boto3
+import botocore.session
+from moto.server import ThreadedMotoServer
+
+from local_runtime.account import ACCOUNT_ID, CREDENTIALS, REGION
+from local_runtime.assembly import FUNCTION, LAYER, Resource, Stack
+from local_runtime.errors import LocalRuntimeError, NotEmulated
+from local_runtime.intrinsics import Physical, Resolver, references
+
+TABLE = "AWS::DynamoDB::Table"
+QUEUE = "AWS::SQS::Queue"
+TOPIC = "AWS::SNS::Topic"
+LOG_GROUP = "AWS::Logs::LogGroup"
+CREATED_TYPES = (TABLE, QUEUE, TOPIC)
+NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP)
+
+_NO_LOCAL_EFFECT = {
+    "PointInTimeRecoverySpecification": "no backups here",
+    "SSESpecification": "encryption at rest changes nothing here",
+    "SqsManagedSseEnabled": "encryption at rest changes nothing here",
+    "KmsMasterKeyId": "encryption at rest changes nothing here",
+    "KmsDataKeyReusePeriodSeconds": "encryption at rest changes nothing here",
+    "Tags": "tags change nothing here",
+    "DeletionProtectionEnabled": "nothing is deleted here",
+    "ContributorInsightsSpecification": "no CloudWatch here",
+    "TableClass": "storage classes change nothing here",
+    "ResourcePolicy": "no IAM here",
+    "WarmThroughput": "no throughput limits here",
+    "OnDemandThroughput": "no throughput limits here",
+    "RedriveAllowPolicy": "no permissions between queues here",
+    "TracingConfig": "no X-Ray here",
+    "DataProtectionPolicy": "no SNS data protection here",
+    "DeliveryStatusLogging": "no CloudWatch here",
+    "SignatureVersion": "no message signing here",
+    "Subscription": "messages published to the topic are NOT delivered to its subscribers",
+    "DisplayName": "display names change nothing here",
+}
+_TABLE_PROPERTIES = {
+    "TableName", "KeySchema", "AttributeDefinitions", "BillingMode", "ProvisionedThroughput",
+    "TimeToLiveSpecification", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification",
+}  # fmt: skip
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds", "VisibilityTimeout", "MessageRetentionPeriod", "MaximumMessageSize",
+    "ReceiveMessageWaitTimeSeconds",
+)  # fmt: skip
+_QUEUE_PROPERTIES = {"QueueName", "RedrivePolicy", *_QUEUE_ATTRIBUTES}
+_TOPIC_PROPERTIES = {"TopicName"}
+# SQS queue names are at most 80 characters; CloudFormation shortens its generated names the same way.
+_QUEUE_NAME_LENGTH = 80
+_FUNCTION_NAME_LENGTH = 64
+
+_one_per_process = threading.Lock()
+
+
+@dataclass(frozen=True)
+class IgnoredProperty:
+    resource: Resource
+    name: str
+    reason: str
+
+
+class EmbeddedAws:
+    """`with EmbeddedAws(stack) as aws:` starts the server and creates the resources; leaving the block (also
+    on an exception or Ctrl-C) stops the server and closes its port."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.physical: dict[str, Physical] = {}
+        self.resolver = Resolver(stack, self.physical)
+        self.created: list[Resource] = []
+        self.ignored: list[IgnoredProperty] = []
+        self.endpoint_url = ""
+        self.port = 0
+        self._server: ThreadedMotoServer | None = None
+        self._clients: dict[str, Any] = {}
+        self._holds_process_lock = False
+
+    def __enter__(self) -> EmbeddedAws:
+        if not _one_per_process.acquire(blocking=False):
+            raise LocalRuntimeError(
+                "An embedded AWS is already running in this process (moto has one state per process)"
+            )
+        self._holds_process_lock = True
+        try:
+            self._start()
+            self._create_resources()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._stop()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the embedded AWS that cannot reach a real account, whatever the environment holds."""
+        if service not in self._clients:
+            # The developer's ~/.aws files and AWS_PROFILE must not apply: they could name a profile that does
+            # not exist here, or a region other than the one the resources are in. (A session variable is
+            # (config file key, environment variables, default, conversion).)
+            session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+            session.set_config_variable("config_file", os.devnull)
+            session.set_config_variable("credentials_file", os.devnull)
+            self._clients[service] = boto3.session.Session(
+                botocore_session=session,
+                aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=CREDENTIALS["AWS_SESSION_TOKEN"],
+                region_name=REGION,
+            ).client(service, endpoint_url=self.endpoint_url)
+        return self._clients[service]
+
+    def queue_logical_id(self, queue_url: str) -> str | None:
+        """The logical id of the queue at `queue_url`, if the stack declares it."""
+        for logical_id, physical in self.physical.items():
+            if physical.ref == queue_url and self.stack.resources[logical_id].type == QUEUE:
+                return logical_id
+        return None
+
+    def _start(self) -> None:
+        # werkzeug logs every request at INFO; the runtime prints what happened itself.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # Port 0: the kernel picks a free port as it binds the server's socket, so no other process can take
+        # the port between finding it and using it.
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, self.port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{self.port}"
+        # The state left by an earlier embedded AWS (or moto mock) in this process must not leak in.
+        self._reset()
+
+    def _stop(self) -> None:
+        try:
+            if self._server is not None:
+                self._server.stop()  # werkzeug's serve_forever closes the listening socket as it returns
+                self._server = None
+        finally:
+            if self._holds_process_lock:
+                self._holds_process_lock = False
+                _one_per_process.release()
+
+    def _reset(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def _create_resources(self) -> None:
+        creators: Mapping[str, Callable[[Resource], Physical]] = {
+            TABLE: self._create_table,
+            QUEUE: self._create_queue,
+            TOPIC: self._create_topic,
+            FUNCTION: self._name_function,
+            LAYER: self._name_layer,
+            LOG_GROUP: self._name_log_group,
+        }
+        for resource in self._in_dependency_order([r for r in self.stack.resources.values() if r.type in creators]):
+            self.physical[resource.logical_id] = creators[resource.type](resource)
+            if resource.type in CREATED_TYPES:
+                self.created.append(resource)
+
+    def _in_dependency_order(self, resources: list[Resource]) -> list[Resource]:
+        """Resources after those they refer to (among `resources`); a cycle is refused."""
+        by_id = {resource.logical_id: resource for resource in resources}
+        ordered: list[Resource] = []
+        done: set[str] = set()
+        visiting: set[str] = set()
+
+        def visit(resource: Resource) -> None:
+            if resource.logical_id in done:
+                return
+            if resource.logical_id in visiting:
+                raise NotEmulated(f"{resource.label} is part of a reference cycle")
+            visiting.add(resource.logical_id)
+            needed = references(resource.properties) | set(resource.depends_on)
+            for logical_id in sorted(needed & set(by_id)):
+                visit(by_id[logical_id])
+            done.add(resource.logical_id)
+            ordered.append(resource)
+
+        for resource in resources:
+            visit(resource)
+        return ordered
+
+    def _properties(self, resource: Resource, emulated: set[str]) -> dict[str, Any]:
+        """The resolved properties this runtime emulates; records the ones without local effect, refuses others."""
+        unknown = sorted(set(resource.properties) - emulated - set(_NO_LOCAL_EFFECT))
+        if unknown:
+            raise NotEmulated(
+                f"{resource.label}: {resource.type} property {', '.join(unknown)} is not emulated by the local runtime"
+            )
+        for name in sorted(set(resource.properties) - emulated):
+            self.ignored.append(IgnoredProperty(resource, name, _NO_LOCAL_EFFECT[name]))
+        return {
+            name: self.resolver.resolve(value, f"{resource.logical_id}.{name}")
+            for name, value in resource.properties.items()
+            if name in emulated
+        }
+
+    def _create_table(self, resource: Resource) -> Physical:
+        properties = self._properties(resource, _TABLE_PROPERTIES)
+        name = properties.get("TableName", resource.logical_id)
+        request: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": properties["KeySchema"],
+            "AttributeDefinitions": properties["AttributeDefinitions"],
+            "BillingMode": properties.get("BillingMode", "PROVISIONED"),  # CloudFormation's default
+        }
+        for optional in ("ProvisionedThroughput", "GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if optional in properties:
+                request[optional] = properties[optional]
+        if "StreamSpecification" in properties:
+            request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+        dynamodb = self.client("dynamodb")
+        description = dynamodb.create_table(**request)["TableDescription"]
+        time_to_live = properties.get("TimeToLiveSpecification")
+        if time_to_live and time_to_live.get("Enabled"):
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=time_to_live)
+        attributes = {"Arn": description["TableArn"]}
+        if "LatestStreamArn" in description:
+            attributes["StreamArn"] = description["LatestStreamArn"]
+        return Physical(ref=name, attributes=attributes)
+
+    def _create_queue(self, resource: Resource) -> Physical:
+        properties = self._properties(resource, _QUEUE_PROPERTIES)
+        name = properties.get("QueueName", resource.logical_id[:_QUEUE_NAME_LENGTH])
+        attributes = {key: str(properties[key]) for key in _QUEUE_ATTRIBUTES if key in properties}
+        if "RedrivePolicy" in properties:
+            attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return Physical(ref=url, attributes={"Arn": arn, "QueueName": name, "QueueUrl": url})
+
+    def _create_topic(self, resource: Resource) -> Physical:
+        properties = self._properties(resource, _TOPIC_PROPERTIES)
+        name = properties.get("TopicName", resource.logical_id)
+        arn = self.client("sns").create_topic(Name=name)["TopicArn"]
+        return Physical(ref=arn, attributes={"TopicArn": arn, "TopicName": name})
+
+    def _name_function(self, resource: Resource) -> Physical:
+        name = self._name(resource, "FunctionName", f"{self.stack.name}-{resource.logical_id}"[:_FUNCTION_NAME_LENGTH])
+        return Physical(ref=name, attributes={"Arn": function_arn(name)})
+
+    def _name_layer(self, resource: Resource) -> Physical:
+        name = self._name(resource, "LayerName", resource.logical_id)
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:layer:{name}:1"
+        return Physical(ref=arn, attributes={"LayerVersionArn": arn})
+
+    def _name_log_group(self, resource: Resource) -> Physical:
+        name = self._name(resource, "LogGroupName", f"{self.stack.name}-{resource.logical_id}")
+        return Physical(ref=name, attributes={"Arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"})
+
+    def _name(self, resource: Resource, property_name: str, default: str) -> str:
+        if property_name not in resource.properties:
+            return default
+        where = f"{resource.logical_id}.{property_name}"
+        return self.resolver.resolve_string(resource.properties[property_name], where)
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"

@@ -1,0 +1,278 @@
+"""How Lambda feeds functions here: SQS event source mappings, and the queue of asynchronous invocations
+(an IoT rule's lambda action).
+
+The pollers run when asked (`poll`, `run_for`, `drain`), one batch at a time: a mapping's
+ScalingConfig.MaximumConcurrency is recorded, not used to run batches in parallel, and a batching window is
+not waited for (a poll takes what the queue has, up to BatchSize).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from local_runtime.account import REGION
+from local_runtime.activity import AsyncInvoked, BatchDelivered, Observer
+from local_runtime.assembly import Resource, Stack
+from local_runtime.cloud import QUEUE, EmbeddedAws
+from local_runtime.errors import LocalRuntimeError, NotEmulated
+from local_runtime.functions import Invocation, LocalFunction, LocalFunctions
+
+MAPPING = "AWS::Lambda::EventSourceMapping"
+DEFAULT_BATCH_SIZE = 10  # Lambda's default for SQS
+_SQS_MAX_MESSAGES = 10  # per ReceiveMessage
+_IDLE_POLL_S = 0.1
+_MAPPING_PROPERTIES = {
+    "EventSourceArn", "FunctionName", "BatchSize", "Enabled", "FunctionResponseTypes", "ScalingConfig",
+    "MaximumBatchingWindowInSeconds", "Tags",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SqsMapping:
+    resource: Resource
+    function: LocalFunction
+    queue_url: str
+    queue_arn: str
+    queue: str  # the queue's logical id
+    batch_size: int
+    report_batch_item_failures: bool
+    maximum_concurrency: int | None
+    batching_window_s: int
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class QueueState:
+    visible: int
+    in_flight: int
+    delayed: int
+    visibility_timeout_s: int
+
+    @property
+    def idle(self) -> bool:
+        return self.visible == self.in_flight == self.delayed == 0
+
+
+class DrainTimeout(LocalRuntimeError):
+    pass
+
+
+def load_mappings(stack: Stack, cloud: EmbeddedAws, functions: LocalFunctions) -> list[SqsMapping]:
+    """Every event source mapping of the stack; anything but an SQS queue feeding a runnable function is refused."""
+    return [_mapping(resource, cloud, functions) for resource in stack.of_type(MAPPING)]
+
+
+def _mapping(resource: Resource, cloud: EmbeddedAws, functions: LocalFunctions) -> SqsMapping:
+    properties = resource.properties
+    unknown = sorted(set(properties) - _MAPPING_PROPERTIES)
+    if unknown:
+        raise NotEmulated(f"{resource.label}: event source mapping property {', '.join(unknown)} is not emulated")
+    resolve = cloud.resolver.resolve_string
+    source_arn = resolve(properties.get("EventSourceArn"), f"{resource.logical_id}.EventSourceArn")
+    queues = [
+        logical_id
+        for logical_id, physical in cloud.physical.items()
+        if cloud.stack.resources[logical_id].type == QUEUE and physical.attributes["Arn"] == source_arn
+    ]
+    if not queues:
+        raise NotEmulated(
+            f"{resource.label}: its source {source_arn} is not an SQS queue of this stack; only SQS is emulated"
+        )
+    function_name = resolve(properties["FunctionName"], f"{resource.logical_id}.FunctionName")
+    function = functions.for_arn(function_name)
+    if function is None:
+        raise NotEmulated(
+            f"{resource.label}: {function_name} is not a function this runtime can run "
+            "(`python -m local_runtime functions` says why)"
+        )
+    return SqsMapping(
+        resource=resource,
+        function=function,
+        queue_url=cloud.physical[queues[0]].ref,
+        queue_arn=source_arn,
+        queue=queues[0],
+        batch_size=int(properties.get("BatchSize", DEFAULT_BATCH_SIZE)),
+        report_batch_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
+        maximum_concurrency=properties.get("ScalingConfig", {}).get("MaximumConcurrency"),
+        batching_window_s=int(properties.get("MaximumBatchingWindowInSeconds", 0)),
+        enabled=properties.get("Enabled", True) not in (False, "false", "False"),
+    )
+
+
+def sqs_event(messages: list[Mapping[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """The event Lambda builds from received SQS messages."""
+    return {"Records": [_sqs_record(message, queue_arn) for message in messages]}
+
+
+def _sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {
+            name: _message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def _message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
+    """SQS's MessageAttributeValue in the shape (and camel case) of Lambda's event; binary values base64."""
+    attribute: dict[str, Any] = {}
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    attribute["stringListValues"] = list(value.get("StringListValues", []))
+    attribute["binaryListValues"] = [base64.b64encode(item).decode() for item in value.get("BinaryListValues", [])]
+    attribute["dataType"] = value["DataType"]
+    return attribute
+
+
+def records_left(
+    invocation: Invocation, message_ids: list[str], report_batch_item_failures: bool
+) -> tuple[set[str], str | None]:
+    """The records Lambda leaves in the queue after an invocation, and why all of them when it is all.
+
+    With ReportBatchItemFailures, AWS documents: a null or empty response or `batchItemFailures` is a success;
+    an itemIdentifier that is empty, null, under another key or not a message of the batch fails the batch."""
+    everything = set(message_ids)
+    if invocation.error is not None:
+        return everything, f"the function failed ({invocation.error.type})"
+    if not report_batch_item_failures:
+        return set(), None
+    response = invocation.result
+    if response is None or response == {}:
+        return set(), None
+    failures = response.get("batchItemFailures") if isinstance(response, dict) else "invalid"
+    if failures is None or failures == []:
+        return set(), None
+    if not isinstance(failures, list):
+        return everything, "the response is not a valid batchItemFailures response"
+    left = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not isinstance(identifier, str) or identifier not in everything:
+            return everything, f"batchItemFailures holds {failure!r}, not a message id of the batch"
+        left.add(identifier)
+    return left, None
+
+
+class EventSources:
+    """The SQS pollers of every mapping and the asynchronous invocations waiting to run."""
+
+    def __init__(self, mappings: list[SqsMapping], sqs: Any, observer: Observer) -> None:
+        self.mappings = mappings
+        self._sqs = sqs
+        self._observer = observer
+        self._async: deque[tuple[LocalFunction, Any, str]] = deque()
+
+    def invoke_async(self, function: LocalFunction, event: Any, source: str) -> None:
+        """Queued as Lambda queues an asynchronous invocation; it runs at the next poll."""
+        self._async.append((function, event, source))
+
+    def poll(self) -> bool:
+        """One receive per enabled mapping, and the waiting asynchronous invocations. True if anything ran."""
+        delivered = False
+        for mapping in self.mappings:
+            if mapping.enabled:
+                delivered |= self._poll_mapping(mapping)
+        while self._async:
+            function, event, source = self._async.popleft()
+            self._observer(AsyncInvoked(source, function.invoke(event)))
+            delivered = True
+        return delivered
+
+    def run_for(self, seconds: float) -> None:
+        """Keeps polling for `seconds`, as Lambda's pollers do while time passes (a scenario's sleep)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if not self.poll():
+                time.sleep(min(_IDLE_POLL_S, max(0.0, end - time.monotonic())))
+
+    def drain(self, timeout_s: float) -> None:
+        """Polls until every mapped queue is empty, with nothing delayed or in flight."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            delivered = self.poll()
+            if not delivered and all(state.idle for state in self.queue_states().values()):
+                return
+            # Checked after deliveries too: a record that fails and comes back at once would loop forever.
+            if time.monotonic() > deadline:
+                busy = "; ".join(
+                    f"{queue}: {state.visible} visible, {state.delayed} delayed, {state.in_flight} in flight "
+                    f"(visible again {state.visibility_timeout_s} s after their last receive)"
+                    for queue, state in self.queue_states().items()
+                    if not state.idle
+                )
+                raise DrainTimeout(f"The queues did not drain within {timeout_s:g} s: {busy}")
+            if not delivered:
+                time.sleep(_IDLE_POLL_S)
+
+    def queue_states(self) -> dict[str, QueueState]:
+        return {
+            mapping.queue: queue_state(self._sqs, mapping.queue_url) for mapping in self.mappings if mapping.enabled
+        }
+
+    def _poll_mapping(self, mapping: SqsMapping) -> bool:
+        messages = self._receive(mapping)
+        if not messages:
+            return False
+        invocation = mapping.function.invoke(sqs_event(messages, mapping.queue_arn))
+        ids = [message["MessageId"] for message in messages]
+        left, whole_batch = records_left(invocation, ids, mapping.report_batch_item_failures)
+        # Failed records are left as they are: SQS makes them visible again after the visibility timeout and
+        # moves them to the dead-letter queue after maxReceiveCount receives.
+        done = [message for message in messages if message["MessageId"] not in left]
+        for start in range(0, len(done), _SQS_MAX_MESSAGES):
+            entries = [
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                for index, message in enumerate(done[start : start + _SQS_MAX_MESSAGES])
+            ]
+            self._sqs.delete_message_batch(QueueUrl=mapping.queue_url, Entries=entries)
+        self._observer(
+            BatchDelivered(
+                queue=mapping.queue,
+                function=mapping.function.name,
+                records=len(messages),
+                invocation=invocation,
+                left_in_queue=tuple(message_id for message_id in ids if message_id in left),
+                whole_batch_failed=whole_batch,
+            )
+        )
+        return True
+
+    def _receive(self, mapping: SqsMapping) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while len(messages) < mapping.batch_size:
+            received = self._sqs.receive_message(
+                QueueUrl=mapping.queue_url,
+                MaxNumberOfMessages=min(_SQS_MAX_MESSAGES, mapping.batch_size - len(messages)),
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not received:
+                break
+            messages += received
+        return messages
+
+
+def queue_state(sqs: Any, queue_url: str) -> QueueState:
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    return QueueState(
+        visible=int(attributes["ApproximateNumberOfMessages"]),
+        in_flight=int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+        delayed=int(attributes["ApproximateNumberOfMessagesDelayed"]),
+        visibility_timeout_s=int(attributes["VisibilityTimeout"]),
+    )

@@ -1,0 +1,116 @@
+"""The local runtime as one object: the assembly, the embedded AWS, the functions, and (on first use) the
+event sources and rules. `with LocalRuntime(...) as runtime:` starts it; leaving the block, however it is
+left, stops every worker process and the embedded AWS."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from local_runtime.activity import Activity, Observer, RuleFired
+from local_runtime.assembly import FunctionSpec, Stack, find_functions, load_stack
+from local_runtime.cloud import CREATED_TYPES, NAMED_TYPES, EmbeddedAws, IgnoredProperty
+from local_runtime.event_sources import MAPPING, EventSources, load_mappings
+from local_runtime.functions import Invocation, LocalFunctions
+from local_runtime.rules import NO_CLIENT, TOPIC_RULE, RulesEngine, load_rules
+
+DEFAULT_DRAIN_TIMEOUT_S = 60.0
+_RUN_TYPES = {*CREATED_TYPES, *NAMED_TYPES, MAPPING, TOPIC_RULE}
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        assembly_dir: Path,
+        *,
+        stack: str | None = None,
+        observer: Observer | None = None,
+        drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S,
+    ) -> None:
+        self.stack: Stack = load_stack(assembly_dir, stack)
+        self.function_specs: list[FunctionSpec] = find_functions(self.stack)
+        self.activities: list[Activity] = []
+        self.drain_timeout_s = drain_timeout_s
+        self._observer = observer
+        self._cloud: EmbeddedAws | None = None
+        self._functions: LocalFunctions | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._event_sources: EventSources | None = None
+        self._rules: RulesEngine | None = None
+
+    def __enter__(self) -> LocalRuntime:
+        self._workdir = tempfile.TemporaryDirectory(prefix="local-runtime-")
+        try:
+            self._cloud = EmbeddedAws(self.stack).__enter__()
+            self._functions = LocalFunctions(self.function_specs, self._cloud, Path(self._workdir.name))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        try:
+            if self._functions is not None:
+                self._functions.stop()
+        finally:
+            try:
+                if self._cloud is not None:
+                    self._cloud.__exit__(None, None, None)
+            finally:
+                if self._workdir is not None:
+                    self._workdir.cleanup()
+
+    @property
+    def cloud(self) -> EmbeddedAws:
+        assert self._cloud is not None, "use the runtime in a `with` block"
+        return self._cloud
+
+    @property
+    def functions(self) -> LocalFunctions:
+        assert self._functions is not None, "use the runtime in a `with` block"
+        return self._functions
+
+    def start_event_flow(self) -> RulesEngine:
+        """Loads the event source mappings and the rules (refusing what they use that is not emulated)."""
+        if self._rules is None:
+            sqs = self.cloud.client("sqs")
+            mappings = load_mappings(self.stack, self.cloud, self.functions)
+            rules = load_rules(self.stack, self.cloud, self.functions)
+            self._event_sources = EventSources(mappings, sqs, self._record)
+            self._rules = RulesEngine(rules, sqs, self._event_sources, self._record)
+        return self._rules
+
+    @property
+    def event_sources(self) -> EventSources:
+        self.start_event_flow()
+        assert self._event_sources is not None
+        return self._event_sources
+
+    def invoke(self, function: str, event: Any) -> Invocation:
+        return self.functions.get(function).invoke(event)
+
+    def publish(self, topic: str, payload: bytes, client_id: str = NO_CLIENT) -> list[RuleFired]:
+        """Runs the rules on one message; the functions run when the event sources poll (`drain`, `run_for`)."""
+        return self.start_event_flow().publish(topic, payload, client_id)
+
+    def run_for(self, seconds: float) -> None:
+        self.event_sources.run_for(seconds)
+
+    def drain(self) -> None:
+        self.event_sources.drain(self.drain_timeout_s)
+
+    def not_emulated(self) -> Counter[str]:
+        """Resource types of the stack the runtime neither creates nor runs, with their counts."""
+        return Counter(r.type for r in self.stack.resources.values() if r.type not in _RUN_TYPES)
+
+    @property
+    def ignored_properties(self) -> list[IgnoredProperty]:
+        return self.cloud.ignored
+
+    def _record(self, activity: Activity) -> None:
+        self.activities.append(activity)
+        if self._observer is not None:
+            self._observer(activity)

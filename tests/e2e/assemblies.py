@@ -1,0 +1,123 @@
+"""Small cloud assemblies written by the tests: a template of a few resources and tiny function folders,
+laid out as `cdk synth` lays them out (manifest.json, <Stack>.template.json, asset.<name>/)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from local_runtime import LocalRuntime
+
+STACK = "TestStack"
+
+
+def write_assembly(root: Path, resources: dict[str, Any], code: dict[str, dict[str, str]] | None = None) -> Path:
+    """`code` maps an asset name to its files (path -> Python source, dedented)."""
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "version": "55.0.0",
+        "artifacts": {
+            STACK: {"type": "aws:cloudformation:stack", "properties": {"templateFile": f"{STACK}.template.json"}}
+        },
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    (root / f"{STACK}.template.json").write_text(json.dumps({"Resources": resources}))
+    for asset, files in (code or {}).items():
+        for relative, source in files.items():
+            path = root / f"asset.{asset}" / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(source))
+    return root
+
+
+def python_function(
+    asset: str,
+    *,
+    handler: str = "app.handler",
+    timeout: int = 3,
+    memory: int = 128,
+    environment: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "Code": {"S3Bucket": "unused", "S3Key": f"{asset}.zip"},
+        "Handler": handler,
+        "Runtime": "python3.14",
+        "Timeout": timeout,
+        "MemorySize": memory,
+    }
+    if environment:
+        properties["Environment"] = {"Variables": environment}
+    return {
+        "Type": "AWS::Lambda::Function",
+        "Properties": properties,
+        "Metadata": {
+            "aws:cdk:path": f"{STACK}/{asset}/Resource",
+            "aws:asset:path": f"asset.{asset}",
+            "aws:asset:property": "Code",
+        },
+    }
+
+
+def queue(**properties: Any) -> dict[str, Any]:
+    return {"Type": "AWS::SQS::Queue", "Properties": properties}
+
+
+def sqs_mapping(queue_id: str, function_id: str, *, report_failures: bool = True) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
+        "FunctionName": {"Ref": function_id},
+        "BatchSize": 10,
+    }
+    if report_failures:
+        properties["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+    return {"Type": "AWS::Lambda::EventSourceMapping", "Properties": properties}
+
+
+def topic_rule(
+    name: str,
+    sql: str,
+    actions: list[dict[str, Any]],
+    *,
+    error_action: dict[str, Any] | None = None,
+    version: str = "2016-03-23",
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"Sql": sql, "AwsIotSqlVersion": version, "Actions": actions}
+    if error_action:
+        payload["ErrorAction"] = error_action
+    return {
+        "Type": "AWS::IoT::TopicRule",
+        "Properties": {"RuleName": name, "TopicRulePayload": payload},
+        "Metadata": {"aws:cdk:path": f"{STACK}/{name}/Resource"},
+    }
+
+
+def sqs_action(queue_id: str, *, use_base64: bool = False) -> dict[str, Any]:
+    role = "arn:aws:iam::123456789012:role/unused"  # IAM is not emulated
+    return {"Sqs": {"QueueUrl": {"Ref": queue_id}, "RoleArn": role, "UseBase64": use_base64}}
+
+
+def send(runtime: LocalRuntime, queue_id: str, body: str, **options: Any) -> None:
+    runtime.cloud.client("sqs").send_message(QueueUrl=runtime.cloud.physical[queue_id].ref, MessageBody=body, **options)
+
+
+def receive(runtime: LocalRuntime, queue_id: str) -> list[dict[str, Any]]:
+    """Up to 10 messages of the queue, with their message attributes."""
+    url = runtime.cloud.physical[queue_id].ref
+    sqs = runtime.cloud.client("sqs")
+    return sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
+
+
+def assert_nothing_left_running(worker_pids: list[int], port: int) -> None:
+    """No worker process of the run exists any more, and nothing listens on the embedded AWS's port."""
+    assert worker_pids, "the run started no worker: nothing was checked"
+    for pid in worker_pids:
+        assert not Path(f"/proc/{pid}").exists(), f"worker {pid} is still running"
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return
+    raise AssertionError(f"something still listens on port {port}")

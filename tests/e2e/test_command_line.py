@@ -1,0 +1,93 @@
+"""`python -m local_runtime`: the docker-free `sam local invoke`, and the messages of the commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from local_runtime.__main__ import main
+from tests.conftest import ROOT
+from tests.e2e.assemblies import python_function, queue, sqs_action, topic_rule, write_assembly
+
+CONNECTED = ROOT / "events" / "track_presence" / "connected.json"
+Capture = pytest.CaptureFixture[str]
+
+
+def test_invoke_prints_the_logs_the_result_and_the_connectivity_row(cloud_assembly: Path, capsys: Capture) -> None:
+    code = main(["invoke", "track_presence", "--event", str(CONNECTED), "--assembly", str(cloud_assembly)])
+    out = capsys.readouterr().out
+    assert code == 0
+    logs, _, rest = out.partition("--- result ---")
+    assert '"message":"Connectivity updated"' in logs and '"clientId":"sensor-0042"' in logs
+    result, _, tables = rest.partition("Table ")
+    assert json.loads(result) == {"batchItemFailures": []}
+    connectivity = tables.split("\n\n")[0]
+    assert connectivity.startswith("PresenceConnectivity32EE8179 (DeviceBackend/Presence/Connectivity/Resource): 1 ")
+    row = next(line for line in connectivity.splitlines() if "sensor-0042" in line)
+    assert "true" in row and "203.0.113.17" in row and "1795420800000" in row and "a4666d2a…cb7967" in row
+    assert "invoke took" in out
+
+
+def test_invoke_exits_1_and_prints_the_error_when_the_function_raises(tmp_path: Path, capsys: Capture) -> None:
+    code = {"broken": {"app.py": "def handler(e, c):\n    raise KeyError('x')\n"}}
+    assembly = write_assembly(tmp_path / "assembly", {"Broken": python_function("broken")}, code)
+    event = tmp_path / "event.json"
+    event.write_text("{}")
+    exit_code = main(["invoke", "Broken", "-e", str(event), "--assembly", str(assembly), "--no-tables"])
+    out = capsys.readouterr().out
+    assert exit_code == 1
+    error = json.loads(out.partition("--- error ---")[2].partition("\ninvoke took")[0])
+    assert (error["errorType"], error["errorMessage"]) == ("KeyError", "'x'")
+    assert "Table " not in out
+
+
+def test_an_unknown_function_name_lists_the_available_ones(cloud_assembly: Path, capsys: Capture) -> None:
+    code = main(["invoke", "track_presense", "-e", str(CONNECTED), "--assembly", str(cloud_assembly)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "No function 'track_presense'" in err
+    assert "track_presence (PresenceTrackPresenceFunctionDFE2E158)" in err
+    assert "track_inventory (RegistryTrackInventoryFunction8C40C567)" in err
+
+
+def test_a_missing_assembly_says_to_synthesize(tmp_path: Path, capsys: Capture) -> None:
+    code = main(["functions", "--assembly", str(tmp_path / "cdk.out")])
+    assert code == 2
+    assert "run `make synth` (or `npx cdk synth`) first" in capsys.readouterr().err
+
+
+def test_functions_lists_the_runnable_functions_and_why_others_are_not(cloud_assembly: Path, capsys: Capture) -> None:
+    assert main(["functions", "--assembly", str(cloud_assembly)]) == 0
+    out = capsys.readouterr().out
+    runnable, _, not_runnable = out.partition("Not runnable here:")
+    presence = next(line.split() for line in runnable.splitlines() if "track_presence " in line)
+    assert presence == [
+        "track_presence", "PresenceTrackPresenceFunctionDFE2E158", "track_presence.handler.handler", "python3.14",
+        "256", "MB", "30", "s",
+    ]  # fmt: skip
+    assert "track_inventory" in runnable
+    assert "AWS679f53fac002430cb0da5b7982bd22872D164C4C" in not_runnable
+    assert "runtime nodejs24.x, not Python" in not_runnable
+
+
+def test_publish_runs_the_rules_then_the_functions(cloud_assembly: Path, capsys: Capture) -> None:
+    body = json.loads(CONNECTED.read_text())["Records"][0]["body"]
+    topic = "$aws/events/presence/connected/sensor-0042"
+    code = main(["publish", topic, "--payload", body, "--assembly", str(cloud_assembly)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "rule iot_backend_presence_connected -> sqs PresenceEventsQueue967271A8: sent" in out
+    assert "track_presence <- PresenceEventsQueue967271A8: 1 record, all done" in out
+    assert "INFO Connectivity updated  clientId=sensor-0042" in out
+
+
+def test_publish_refuses_a_rule_it_cannot_evaluate_before_publishing(tmp_path: Path, capsys: Capture) -> None:
+    resources = {"Q": queue(), "Rule": topic_rule("filtered", "SELECT * FROM 'a' WHERE x = 1", [sqs_action("Q")])}
+    assembly = write_assembly(tmp_path, resources)
+    code = main(["publish", "a", "--payload", "{}", "--assembly", str(assembly)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "Rule filtered (TestStack/filtered/Resource): this runtime evaluates only `SELECT * FROM" in captured.err
+    assert "publish a" not in captured.out

@@ -1,0 +1,200 @@
+"""The demo scenario, events/scenarios/fleet_morning.json, end to end on the synthesized app."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from local_runtime import LocalRuntime
+from local_runtime.scenario import load_scenario, run_scenario
+from tests.conftest import ROOT
+from tests.e2e.assemblies import assert_nothing_left_running, receive
+
+SCENARIO = ROOT / "events" / "scenarios" / "fleet_morning.json"
+T = 1795503600000  # 07:00:00 on the scenario's morning, in ms
+SECOND, MINUTE = 1000, 60_000
+SESSIONS = {
+    "gateway": "5b2e7c91d04f4a6e8a3c1f0b9d7e6a52",
+    "sensor-01 first": "61f0c3a8e2b94d7f9c5a0e1b3d8f6a24",
+    "sensor-01 takeover": "9e4d2c7b1a0f4e3d8c6b5a4f3e2d1c0b",
+    "sensor-02 first": "7a3f9e1c5b0d4f2a8e6c3b1d9f7a5e13",
+    "sensor-02 reconnect": "c8b7a6f5e4d34c2b9a1f0e8d7c6b5a49",
+    "sensor-03": "a1b2c3d4e5f64a7b8c9d0e1f2a3b4c5d",
+    "legacy": "3f6c1e2a-8d4b-4f4e-9a1e-6b2d7c9e0f11",
+}
+_deserialize = TypeDeserializer().deserialize
+
+
+class Outcome:
+    """What the scenario left: every table's items, the messages of the dead-letter queues, the work queues."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        dynamodb = runtime.cloud.client("dynamodb")
+        tables = [resource.logical_id for resource in runtime.cloud.created if resource.type == "AWS::DynamoDB::Table"]
+        queues = [resource.logical_id for resource in runtime.cloud.created if resource.type == "AWS::SQS::Queue"]
+        self.tables = {
+            logical_id: [
+                {name: _deserialize(value) for name, value in item.items()}
+                for item in dynamodb.scan(TableName=runtime.cloud.physical[logical_id].ref)["Items"]
+            ]
+            for logical_id in tables
+        }
+        self.queues = {logical_id: receive(runtime, logical_id) for logical_id in queues}
+        self.work_queues = runtime.event_sources.queue_states()
+        self.worker_pids = runtime.functions.worker_pids
+        self.port = runtime.cloud.port
+
+    def table(self, prefix: str) -> list[dict[str, Any]]:
+        [items] = [items for logical_id, items in self.tables.items() if logical_id.startswith(prefix)]
+        return items
+
+    def queue(self, prefix: str) -> list[dict[str, Any]]:
+        [messages] = [messages for logical_id, messages in self.queues.items() if logical_id.startswith(prefix)]
+        return messages
+
+
+@pytest.fixture(scope="module")
+def outcome(cloud_assembly: Path) -> Outcome:
+    with LocalRuntime(cloud_assembly, drain_timeout_s=30) as runtime:
+        run_scenario(runtime, load_scenario(SCENARIO), announce=lambda line: None)
+        return Outcome(runtime)
+
+
+def by(items: list[dict[str, Any]], *keys: str) -> dict[tuple[str, ...], dict[str, Any]]:
+    return {tuple(item[key] for key in keys): item for item in items}
+
+
+def test_connectivity_ends_as_the_morning_went(outcome: Outcome) -> None:
+    rows = by(outcome.table("PresenceConnectivity"), "clientId")
+    assert {client_id for (client_id,) in rows} == {
+        "greenhouse-gw-01", "legacy-logger", "soil-sensor-01", "soil-sensor-02", "soil-sensor-03"
+    }  # fmt: skip
+    expected = {
+        # The duplicate connect of the gateway changed nothing.
+        "greenhouse-gw-01": dict(
+            connected=True, since=T, sessionIdentifier=SESSIONS["gateway"], versionNumber=1, ipAddress="198.51.100.10"
+        ),
+        # The 2018 format: no versionNumber, no ipAddress.
+        "legacy-logger": dict(connected=True, since=T + 12 * SECOND, sessionIdentifier=SESSIONS["legacy"]),
+        # The takeover: the late DUPLICATE_CLIENTID disconnect of the old connection did not mark it offline.
+        "soil-sensor-01": dict(
+            connected=True, since=T + 30 * MINUTE, sessionIdentifier=SESSIONS["sensor-01 takeover"], versionNumber=2,
+            ipAddress="198.51.100.31",
+        ),
+        # The flap: the delayed disconnect lost to the reconnect.
+        "soil-sensor-02": dict(
+            connected=True, since=T + 20 * MINUTE + 2 * SECOND, sessionIdentifier=SESSIONS["sensor-02 reconnect"],
+            versionNumber=2, ipAddress="198.51.100.22",
+        ),
+        "soil-sensor-03": dict(
+            connected=False, since=T + 40 * MINUTE, sessionIdentifier=SESSIONS["sensor-03"], versionNumber=1,
+            disconnectReason="CLIENT_INITIATED_DISCONNECT", clientInitiatedDisconnect=True,
+        ),
+    }  # fmt: skip
+    for client_id, attributes in expected.items():
+        row = rows[(client_id,)]
+        assert {key: row.get(key) for key in attributes} == attributes, client_id
+        present = {"clientId", "principalIdentifier", "updatedAt", *attributes}
+        assert set(row) == present, f"{client_id} has attributes the winning event does not set"
+
+
+def test_subscriptions_are_kept_per_session(outcome: Outcome) -> None:
+    rows = by(outcome.table("PresenceSubscriptions"), "clientId", "sessionIdentifier")
+    assert {key: row["topics"] for key, row in rows.items()} == {
+        ("greenhouse-gw-01", SESSIONS["gateway"]): {
+            "cmd/greenhouse-a/greenhouse-gw-01/#", "$aws/things/greenhouse-gw-01/shadow/update/delta"
+        },
+        ("soil-sensor-01", SESSIONS["sensor-01 first"]): {"cmd/greenhouse-a/soil-sensor-01/#"},
+        ("soil-sensor-01", SESSIONS["sensor-01 takeover"]): {"cmd/greenhouse-a/soil-sensor-01/#"},
+        ("soil-sensor-02", SESSIONS["sensor-02 first"]): {"cmd/greenhouse-a/soil-sensor-02/#"},
+        ("soil-sensor-02", SESSIONS["sensor-02 reconnect"]): {"cmd/greenhouse-a/soil-sensor-02/#"},
+    }
+    assert all(row["expiresAt"] > row["updatedAt"] // 1000 for row in rows.values())
+
+
+def test_the_inventory_holds_things_the_group_and_memberships(outcome: Outcome) -> None:
+    rows = by(outcome.table("RegistryInventory"), "pk", "sk")
+    assert set(rows) == {
+        ("GROUP#greenhouse-a", "GROUP"),
+        ("THING#greenhouse-gw-01", "THING"),
+        ("THING#soil-sensor-01", "THING"), ("THING#soil-sensor-01", "GROUP#greenhouse-a"),
+        ("THING#soil-sensor-02", "THING"), ("THING#soil-sensor-02", "GROUP#greenhouse-a"),
+        ("THING#soil-sensor-03", "THING"), ("THING#soil-sensor-03", "GROUP#greenhouse-a"),
+    }  # fmt: skip
+    group = rows[("GROUP#greenhouse-a", "GROUP")]
+    assert (group["thingGroupName"], group["versionNumber"], group["deleted"]) == ("greenhouse-a", 1, False)
+    assert group["description"] == "Greenhouse A, north site" and group["attributes"] == {"site": "north"}
+    things = {pk: rows[(pk, "THING")] for pk, sk in rows if sk == "THING"}
+    summary = {
+        pk: (thing["thingName"], thing["thingTypeName"], thing["versionNumber"], thing["deleted"], thing["attributes"])
+        for pk, thing in things.items()
+    }
+    assert summary == {
+        "THING#greenhouse-gw-01": ("greenhouse-gw-01", "Gateway", 1, False, {"site": "greenhouse-a"}),
+        "THING#soil-sensor-01": ("soil-sensor-01", "SoilSensor", 1, False, {"firmware": "1.0.0", "bed": "1"}),
+        # Updated to version 3; the late version 2 was ignored.
+        "THING#soil-sensor-02": ("soil-sensor-02", "SoilSensor", 3, False, {"firmware": "1.2.0", "bed": "2"}),
+        # Deleted: a tombstone that expires.
+        "THING#soil-sensor-03": ("soil-sensor-03", "SoilSensor", 1, True, {"firmware": "1.0.0", "bed": "3"}),
+    }
+    assert "expiresAt" in things["THING#soil-sensor-03"] and "expiresAt" not in things["THING#soil-sensor-02"]
+    members = {pk: rows[(pk, "GROUP#greenhouse-a")]["member"] for pk, sk in rows if sk == "GROUP#greenhouse-a"}
+    assert members == {"THING#soil-sensor-01": True, "THING#soil-sensor-02": True, "THING#soil-sensor-03": False}
+
+
+def test_the_malformed_event_is_in_the_presence_dead_letter_queue_with_its_reason(outcome: Outcome) -> None:
+    [message] = outcome.queue("PresenceDeadLetters")
+    assert '"clientId":"soil-sensor-04"' in message["Body"]
+    assert message["MessageAttributes"]["rejectionReason"]["StringValue"] == "timestamp must be a whole number >= 0"
+    assert outcome.queue("RegistryDeadLetters") == []
+    assert outcome.queue("PlatformRuleErrors") == []
+
+
+def test_the_work_queues_are_empty(outcome: Outcome) -> None:
+    assert set(outcome.work_queues) == {
+        "PresenceEventsQueue967271A8", "PresenceDelayedDisconnectsQueueFA754290", "RegistryEventsQueueD2C3ED2B"
+    }  # fmt: skip
+    assert all(state.idle for state in outcome.work_queues.values())
+
+
+def test_no_worker_or_server_outlives_the_run(outcome: Outcome) -> None:
+    assert len(outcome.worker_pids) == 2
+    assert_nothing_left_running(outcome.worker_pids, outcome.port)
+
+
+def test_the_command_line_plays_the_scenario_and_leaves_nothing_behind(cloud_assembly: Path) -> None:
+    command = [sys.executable, "-m", "local_runtime", "scenario", str(SCENARIO), "--assembly", str(cloud_assembly)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    endpoint = re.search(r"embedded AWS \(moto\) at http://127\.0\.0\.1:(\d+)", out)
+    assert endpoint is not None
+    port = int(endpoint.group(1))
+    assert "[34] drain" in out and "Final state" in out
+    assert "WARNING Rejected a malformed event to the dead-letter queue" in out
+    assert "rejectionReason: timestamp must be a whole number >= 0" in out
+    assert re.search(r"scenario took \d+\.\d s", out)
+    # Nothing of the run is left: no process with its endpoint in its environment, nothing on its port.
+    leftovers = [
+        proc.parent.name
+        for proc in Path("/proc").glob("[0-9]*/environ")
+        if _readable(proc) and f"AWS_ENDPOINT_URL=http://127.0.0.1:{port}".encode() in proc.read_bytes()
+    ]
+    assert leftovers == []
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def _readable(path: Path) -> bool:
+    try:
+        path.read_bytes()
+    except OSError:
+        return False
+    return True

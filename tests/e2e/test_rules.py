@@ -1,0 +1,139 @@
+"""The minimal rules engine: what it evaluates, what it refuses when the rules load, and errorAction."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from local_runtime import LocalRuntime, LocalRuntimeError, NotEmulated
+from local_runtime.activity import AsyncInvoked
+from local_runtime.topics import TopicFilter
+from tests.e2e.assemblies import python_function, queue, receive, sqs_action, topic_rule, write_assembly
+
+
+@pytest.mark.parametrize(
+    ("sql", "version"),
+    [
+        ("SELECT * FROM 'sensors/+' WHERE temperature > 50", "2016-03-23"),
+        ("SELECT temperature AS t FROM 'sensors/+'", "2016-03-23"),
+        ("SELECT *, timestamp() AS ts FROM 'sensors/+'", "2016-03-23"),
+        ("SELECT * FROM 'sensors/+'", "2015-10-08"),
+    ],
+)
+def test_a_rule_the_runtime_cannot_evaluate_is_refused_naming_the_rule(tmp_path: Path, sql: str, version: str) -> None:
+    resources = {"Target": queue(), "Rule": topic_rule("hot_sensors", sql, [sqs_action("Target")], version=version)}
+    with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
+        with pytest.raises(NotEmulated) as refused:
+            runtime.start_event_flow()
+    message = str(refused.value)
+    assert message.startswith("Rule hot_sensors (TestStack/hot_sensors/Resource): this runtime evaluates only `SELECT")
+    assert sql in message and version in message
+
+
+def test_an_action_the_runtime_does_not_emulate_is_refused_naming_the_rule(tmp_path: Path) -> None:
+    republish = {"Republish": {"Topic": "elsewhere", "RoleArn": "arn:aws:iam::123456789012:role/unused"}}
+    resources = {"Rule": topic_rule("forward", "SELECT * FROM 'a/b'", [republish])}
+    with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
+        with pytest.raises(NotEmulated, match="Rule forward .*the Republish action is not emulated"):
+            runtime.start_event_flow()
+
+
+@pytest.mark.parametrize(
+    ("topic_filter", "topic", "matches"),
+    [
+        ("a/+/c", "a/b/c", True),
+        ("a/+/c", "a/b/x/c", False),
+        ("a/+", "a/", True),  # '+' matches an empty level too
+        ("a/#", "a/b", True),
+        ("a/#", "a/b/c/d", True),
+        ("a/#", "a", False),  # AWS IoT: '#' needs at least one more level (MQTT would match)
+        ("a/b", "a/b/c", False),
+        ("#", "$aws/events/presence/connected/x", False),  # a leading wildcard does not match reserved topics
+        ("$aws/events/presence/connected/+", "$aws/events/presence/connected/sensor-1", True),
+        ("$aws/events/subscriptions/+/+", "$aws/events/subscriptions/subscribed/sensor-1", True),
+    ],
+)
+def test_topic_filters_match_as_aws_iot_does(topic_filter: str, topic: str, matches: bool) -> None:
+    assert TopicFilter.parse(topic_filter, "test").matches(topic) is matches
+
+
+@pytest.mark.parametrize("text", ["a/#/b", "a/b+", "a#", ""])
+def test_an_invalid_topic_filter_is_refused(text: str) -> None:
+    with pytest.raises(LocalRuntimeError, match="not a valid topic filter"):
+        TopicFilter.parse(text, "Rule r")
+
+
+def rules_assembly(root: Path) -> Path:
+    resources = {
+        "Target": queue(),
+        "Encoded": queue(),
+        "Errors": queue(),
+        "Rule": topic_rule(
+            "to_queue", "select  *  from 'devices/+/data'", [sqs_action("Target")], error_action=sqs_action("Errors")
+        ),
+        "Base64Rule": topic_rule(
+            "to_queue_base64", "SELECT * FROM 'devices/+/data'", [sqs_action("Encoded", use_base64=True)]
+        ),
+        "Handler": python_function("handler"),
+        "LambdaRule": topic_rule(
+            "to_function",
+            "SELECT * FROM 'devices/+/command'",
+            [{"Lambda": {"FunctionArn": {"Fn::GetAtt": ["Handler", "Arn"]}}}],
+        ),
+    }
+    handler = "def handler(event, context):\n    print('got', event)\n    return event\n"
+    return write_assembly(root, resources, {"handler": {"app.py": handler}})
+
+
+def bodies(runtime: LocalRuntime, queue_id: str) -> list[str]:
+    return [message["Body"] for message in receive(runtime, queue_id)]
+
+
+def test_sqs_actions_send_the_payload_as_published(tmp_path: Path) -> None:
+    with LocalRuntime(rules_assembly(tmp_path)) as runtime:
+        fired = runtime.publish("devices/d1/data", b'{"temperature": 21}')
+        assert runtime.publish("devices/d1/other", b"{}") == []
+        assert bodies(runtime, "Target") == ['{"temperature": 21}']
+        assert bodies(runtime, "Encoded") == [base64.b64encode(b'{"temperature": 21}').decode()]
+    assert [(f.rule, [(a.action, a.target, a.error) for a in f.actions]) for f in fired] == [
+        ("to_queue", [("sqs", "Target", None)]),
+        ("to_queue_base64", [("sqs", "Encoded", None)]),
+    ]
+
+
+def test_a_failed_action_sends_aws_error_message_to_the_error_action(tmp_path: Path) -> None:
+    payload = b"\xff\xfe not UTF-8"
+    with LocalRuntime(rules_assembly(tmp_path)) as runtime:
+        [fired, _] = runtime.publish("devices/d1/data", payload)
+        [error_body] = bodies(runtime, "Errors")
+        assert bodies(runtime, "Target") == []
+    assert fired.actions[0].error is not None and "not UTF-8" in fired.actions[0].error
+    assert fired.error_action is not None and fired.error_action.error is None
+    message = json.loads(error_body)
+    assert set(message) == {"ruleName", "topic", "cloudwatchTraceId", "clientId", "base64OriginalPayload", "failures"}
+    assert (message["ruleName"], message["topic"], message["clientId"]) == ("to_queue", "devices/d1/data", "n/a")
+    assert base64.b64decode(message["base64OriginalPayload"]) == payload
+    [failure] = message["failures"]
+    assert failure["failedAction"] == "SqsAction"
+    assert failure["failedResource"].endswith("/Target")
+    assert "Message arrived on: devices/d1/data" in failure["errorMessage"]
+
+
+def test_a_lambda_action_invokes_the_function_asynchronously(tmp_path: Path) -> None:
+    with LocalRuntime(rules_assembly(tmp_path)) as runtime:
+        runtime.publish("devices/d1/command", b'{"reboot": true}')
+        assert not [a for a in runtime.activities if isinstance(a, AsyncInvoked)]  # queued, not run yet
+        runtime.drain()
+    [invoked] = [activity for activity in runtime.activities if isinstance(activity, AsyncInvoked)]
+    assert invoked.source == "rule to_function"
+    assert invoked.invocation.result == {"reboot": True}
+    assert invoked.invocation.logs == ("got {'reboot': True}",)
+
+
+def test_a_lambda_action_with_a_binary_payload_fails_as_on_aws(tmp_path: Path) -> None:
+    with LocalRuntime(rules_assembly(tmp_path)) as runtime:
+        [fired] = runtime.publish("devices/d1/command", b"\x00\x01")
+    assert fired.actions[0].error is not None and "JSON only" in fired.actions[0].error
