@@ -11,7 +11,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: install synth run test lint bench clean
+.PHONY: install synth deploy run test bench clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -27,14 +27,20 @@ node_modules/.installed: package.json package-lock.json
 synth: install
 	$(CDK) synth --quiet
 
+deploy: install
+	$(CDK) deploy DeviceBackend
+
 run: synth
 	$(PY) -m local_runtime scenario events/scenarios/fleet_morning.json
 
 test: install
 	$(PY) -m pytest
 
+# Cold starts as a fresh process has them (bytecode cached), then as Lambda has them today (code and layer
+# compiled from source at every cold start: see README, "Measured").
 bench: install
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --bytecode cached
+	$(PY) -m benchmarks --bytecode lambda
 
 clean:
 	rm -rf cdk.out build .pytest_cache .hypothesis
