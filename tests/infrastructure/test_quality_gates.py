@@ -58,6 +58,14 @@ def test_synth_fails_on_a_bad_setting_naming_the_key(tmp_path):
         build_app(context={"deviceBackend.presence.batchSize": 0}, outdir=str(tmp_path))
 
 
+def test_python_app_py_synthesizes_with_no_aws_credentials():
+    outdir = ROOT / "build" / "test.cdk.out.app"  # under build/, so the layer is built once, not per run
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"CDK_OUTDIR": str(outdir)}
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((outdir / f"{STACK_NAME}.template.json").read_text())["Resources"]
+
+
 def test_python_app_py_reports_a_bad_setting_in_one_line(tmp_path):
     environment = {**os.environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps({"deviceBackend.logLevel": "LOUD"})}
     result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=environment, capture_output=True, text=True)
