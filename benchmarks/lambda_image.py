@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import sysconfig
 from dataclasses import dataclass
 from importlib.metadata import Distribution, distribution
 from pathlib import Path
 from typing import Literal
 
 from benchmarks.candidates import FUNCTIONS_DIR, Candidate
+from local_runtime.lambda_runtime import link_runtime_packages
 
 BytecodeMode = Literal["lambda", "cached"]
 BYTECODE_MODES: dict[BytecodeMode, str] = {
@@ -52,7 +52,8 @@ class LambdaImage:
 
 
 def build_image(root: Path, candidates: list[Candidate]) -> LambdaImage:
-    image = LambdaImage(root, root / "opt" / "python", Path(sysconfig.get_paths()["purelib"]))
+    # The runtime's packages are linked, not copied: their .pyc caches are the venv's, as Lambda's are precompiled.
+    image = LambdaImage(root, root / "opt" / "python", link_runtime_packages(root / "runtime"))
     for candidate in candidates:
         for package in candidate.packages:
             shutil.copytree(
@@ -82,9 +83,11 @@ def copy_distribution(dist: Distribution, target: Path) -> None:
 
 
 def strip_bytecode(image: LambdaImage) -> None:
-    """Removes the .pyc files written into the code and layer copies, as they do not exist on Lambda."""
-    for cache in sorted(image.root.rglob("__pycache__")):
-        shutil.rmtree(cache)
+    """Removes the .pyc files written into the code and layer copies, as they do not exist on Lambda (and not
+    those of the runtime's packages, which Lambda ships)."""
+    for copies in (image.root / "task", image.root / "opt"):
+        for cache in sorted(copies.rglob("__pycache__")):
+            shutil.rmtree(cache)
 
 
 def _requirement_name(line: str) -> str:

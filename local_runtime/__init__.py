@@ -16,7 +16,22 @@ mapping), retries of asynchronous invocations, the function's Python version and
 this interpreter), DynamoDB's TTL deletions, deliveries to SNS subscribers, and IoT SQL beyond `SELECT *`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from local_runtime.errors import LocalRuntimeError, NotEmulated
-from local_runtime.runtime import LocalRuntime
+
+if TYPE_CHECKING:
+    from local_runtime.runtime import LocalRuntime
 
 __all__ = ["LocalRuntime", "LocalRuntimeError", "NotEmulated"]
+
+
+def __getattr__(name: str) -> Any:
+    # LocalRuntime loads moto; importing a light module of this package (lambda_runtime) must not.
+    if name == "LocalRuntime":
+        from local_runtime.runtime import LocalRuntime
+
+        return LocalRuntime
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

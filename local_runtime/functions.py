@@ -15,7 +15,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,11 +22,9 @@ from local_runtime.account import CREDENTIALS, REGION
 from local_runtime.assembly import FunctionSpec, select_function
 from local_runtime.cloud import EmbeddedAws
 from local_runtime.errors import LocalRuntimeError, NotEmulated
+from local_runtime.lambda_runtime import link_runtime_packages
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
-# The packages of Lambda's Python runtime (/var/runtime): boto3 and what it needs. Nothing else installed on
-# this machine is importable by a function.
-LAMBDA_RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 INIT_PHASE_LIMIT_S = 10  # as worker.INIT_PHASE_LIMIT_MS: Lambda's own limit for a function's initialization
 _STOP_GRACE_S = 2
 # Variables Lambda sets itself and refuses in a function's configuration.
@@ -356,18 +353,3 @@ def lambda_environment(
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-
-
-def link_runtime_packages(directory: Path) -> Path:
-    """A folder holding links to exactly the packages of Lambda's Python runtime, as installed here."""
-    directory.mkdir(parents=True)
-    for name in LAMBDA_RUNTIME_PACKAGES:
-        spec = find_spec(name)
-        if spec is None or spec.origin is None:
-            raise LocalRuntimeError(
-                f"{name} is not installed in this environment; Lambda's runtime has it (run `make install`)"
-            )
-        # A package links its folder, a module (six) its file.
-        source = Path(spec.origin).parent if spec.submodule_search_locations else Path(spec.origin)
-        (directory / source.name).symlink_to(source)
-    return directory

@@ -22,6 +22,8 @@ def code_sources(stderr: str, image: LambdaImage) -> dict[str, set[str]]:
     for path in CODE_OBJECT.findall(stderr):
         if path.startswith(str(image.layer)):
             places["layer"].add(path)
+        elif path.startswith(str(image.runtime_packages)):
+            places["runtime"].add(path)
         elif path.startswith(str(image.root)):
             places["code"].add(path)
         else:
@@ -41,4 +43,5 @@ def test_lambda_mode_compiles_code_and_layer_only(tmp_path: Path) -> None:
     assert places["layer"] and all(path.endswith(".py") for path in places["layer"])
     assert any("/botocore/" in path for path in places["runtime"])
     assert all(path.endswith(".pyc") for path in places["runtime"])
-    assert not list(tmp_path.rglob("__pycache__"))  # read-only on Lambda: nothing written back
+    # read-only on Lambda: nothing written back into the code or the layer
+    assert not list((tmp_path / "task").rglob("__pycache__")) and not list((tmp_path / "opt").rglob("__pycache__"))
