@@ -4,6 +4,7 @@
     invoke <function> --event <file>       one invocation, as `sam local invoke` (logs, result, tables)
     publish <topic> --payload <json|@file> one message through the rules, then the functions
     scenario <file>                        a scenario (events/scenarios/), then the tables and queues
+    show                                   what the runtime makes of the app: resources, event sources, rules
 
 Every command takes --assembly (default cdk.out, which `make synth` writes) and --stack when the assembly
 has several stacks. Exit status: 0 done; 1 the invoked function failed; 2 the runtime cannot do it (it says
@@ -25,6 +26,7 @@ from local_runtime.assembly import find_functions, load_stack, select_function
 from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.event_sources import DrainTimeout
 from local_runtime.report import describe_activity, queues_report, startup_summary, tables_report
+from local_runtime.rules import NO_CLIENT
 from local_runtime.runtime import DEFAULT_DRAIN_TIMEOUT_S, LocalRuntime
 from local_runtime.scenario import load_scenario, run_scenario
 
@@ -73,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     publish = commands.add_parser("publish", parents=[common], help="publish one message to the rules, then drain")
     publish.add_argument("topic")
     publish.add_argument("--payload", required=True, help="the payload as text (JSON or not), or @file")
+    publish.add_argument("--client-id", default=NO_CLIENT, help="the MQTT client publishing (clientid(); default n/a)")
+    publish.add_argument("--principal", help="the publisher's principal (principal()): certificate id or thing name")
     publish.add_argument("--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT_S, help="seconds (%(default)s)")
     publish.set_defaults(run=_publish)
 
@@ -82,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         "--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT_S, help="seconds per drain (%(default)s)"
     )
     scenario.set_defaults(run=_scenario)
+
+    show = commands.add_parser("show", parents=[common], help="the resources, event sources and rules, as loaded")
+    show.set_defaults(run=_show)
     return parser
 
 
@@ -130,7 +137,7 @@ def _publish(args: argparse.Namespace) -> int:
     with _event_flow_runtime(args) as runtime:
         print(startup_summary(runtime, with_event_flow=True) + "\n")
         print(f"publish {args.topic}")
-        if not runtime.publish(args.topic, payload):
+        if not runtime.publish(args.topic, payload, args.client_id, args.principal):
             print(f"      no rule matches {args.topic}")
         return _finish(runtime, runtime.drain)
 
@@ -141,6 +148,13 @@ def _scenario(args: argparse.Namespace) -> int:
         print(startup_summary(runtime, with_event_flow=True))
         print(f"\nScenario {args.file}: {len(steps)} steps")
         return _finish(runtime, lambda: run_scenario(runtime, steps, print))
+
+
+def _show(args: argparse.Namespace) -> int:
+    with LocalRuntime(args.assembly, stack=args.stack) as runtime:
+        print(startup_summary(runtime, with_event_flow=True))
+        print(f"\n{_final_state(runtime, 'Tables and queues, as created')}")
+    return 0
 
 
 def _event_flow_runtime(args: argparse.Namespace) -> LocalRuntime:
@@ -159,8 +173,8 @@ def _finish(runtime: LocalRuntime, play: Callable[[], None]) -> int:
     return 0
 
 
-def _final_state(runtime: LocalRuntime) -> str:
-    return f"Final state\n\n{tables_report(runtime)}\n\n{queues_report(runtime)}"
+def _final_state(runtime: LocalRuntime, title: str = "Final state") -> str:
+    return f"{title}\n\n{tables_report(runtime)}\n\n{queues_report(runtime)}"
 
 
 def _printer() -> Callable[[Activity], None]:

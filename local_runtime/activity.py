@@ -4,24 +4,29 @@ for the command line to print and tests to inspect."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from local_runtime.functions import Invocation
 
 
 @dataclass(frozen=True)
 class ActionOutcome:
-    action: str  # the rule action's type, as in the template: sqs, lambda
+    action: str  # the rule action's type, as in the template: sqs, lambda, sns, dynamoDBv2, republish
     target: str  # the queue's logical id, or the function's name
     error: str | None = None  # why it failed; None when it succeeded
 
 
 @dataclass(frozen=True)
 class RuleFired:
+    """A rule's topic filter matched a message."""
+
     rule: str
     topic: str
     actions: tuple[ActionOutcome, ...]
     error_action: ActionOutcome | None = None  # run only when an action failed
+    output: Any = None  # what its SELECT made of the message (bytes for a binary payload)
+    where_false: bool = False  # its WHERE clause did not hold: no action ran
+    sql_error: str | None = None  # its SQL could not be evaluated on this message: no action ran
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,14 @@ class BatchDelivered:
 
 @dataclass(frozen=True)
 class AsyncInvoked:
-    """An asynchronous invocation (an IoT rule's lambda action) ran."""
+    """One attempt of an asynchronous invocation (an IoT rule's lambda action, an SNS subscription) and, after
+    the last attempt, where Lambda sent its result."""
 
     source: str
     invocation: Invocation
+    attempt: int = 1
+    retry_pending: bool = False
+    sent_to: str | None = None  # "OnFailure sqs <arn>", "dead-letter sns <arn>", ...
 
 
 Activity = RuleFired | BatchDelivered | AsyncInvoked

@@ -27,7 +27,7 @@ _FUNCTION_PROPERTIES_WITHOUT_LOCAL_EFFECT = frozenset({
 })  # fmt: skip
 _FUNCTION_PROPERTIES_EMULATED = frozenset({
     "Code", "Handler", "Runtime", "MemorySize", "Timeout", "Environment", "Layers", "FunctionName", "LoggingConfig",
-    "PackageType",
+    "PackageType", "DeadLetterConfig",
 })  # fmt: skip
 
 

@@ -33,9 +33,15 @@ from local_runtime.intrinsics import Physical, Resolver, references
 TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
 TOPIC = "AWS::SNS::Topic"
+SUBSCRIPTION = "AWS::SNS::Subscription"
+THING_GROUP = "AWS::IoT::ThingGroup"
+IOT_POLICY = "AWS::IoT::Policy"
 LOG_GROUP = "AWS::Logs::LogGroup"
-CREATED_TYPES = (TABLE, QUEUE, TOPIC)
-NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP)
+TOPIC_RULE = "AWS::IoT::TopicRule"
+CREATED_TYPES = (TABLE, QUEUE, TOPIC, SUBSCRIPTION, THING_GROUP, IOT_POLICY)
+NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP, TOPIC_RULE)
+# Subscriptions whose messages would leave this machine: created, never delivered.
+_UNDELIVERED_PROTOCOLS = {"email", "email-json", "http", "https", "sms", "application", "firehose"}
 
 _NO_LOCAL_EFFECT = {
     "PointInTimeRecoverySpecification": "no backups here",
@@ -55,7 +61,6 @@ _NO_LOCAL_EFFECT = {
     "DataProtectionPolicy": "no SNS data protection here",
     "DeliveryStatusLogging": "no CloudWatch here",
     "SignatureVersion": "no message signing here",
-    "Subscription": "messages published to the topic are NOT delivered to its subscribers",
     "DisplayName": "display names change nothing here",
 }
 _TABLE_PROPERTIES = {
@@ -67,7 +72,12 @@ _QUEUE_ATTRIBUTES = (
     "ReceiveMessageWaitTimeSeconds",
 )  # fmt: skip
 _QUEUE_PROPERTIES = {"QueueName", "RedrivePolicy", *_QUEUE_ATTRIBUTES}
-_TOPIC_PROPERTIES = {"TopicName"}
+_TOPIC_PROPERTIES = {"TopicName", "Subscription"}
+_SUBSCRIPTION_PROPERTIES = {
+    "TopicArn", "Protocol", "Endpoint", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "Region",
+}  # fmt: skip
+_THING_GROUP_PROPERTIES = {"ThingGroupName", "ThingGroupProperties", "ParentGroupName", "QueryString"}
+_POLICY_PROPERTIES = {"PolicyName", "PolicyDocument"}
 # SQS queue names are at most 80 characters; CloudFormation shortens its generated names the same way.
 _QUEUE_NAME_LENGTH = 80
 _FUNCTION_NAME_LENGTH = 64
@@ -82,6 +92,18 @@ class IgnoredProperty:
     reason: str
 
 
+@dataclass(frozen=True)
+class LambdaSubscription:
+    """An SNS subscription of a Lambda function. moto delivers the topic's messages, with its filter policy
+    applied, to a relay queue of the runtime's own; the event sources turn them into Lambda's SNS events."""
+
+    resource: Resource
+    topic_arn: str
+    subscription_arn: str
+    function_arn: str
+    relay_queue_url: str
+
+
 class EmbeddedAws:
     """`with EmbeddedAws(stack) as aws:` starts the server and creates the resources; leaving the block (also
     on an exception or Ctrl-C) stops the server and closes its port."""
@@ -92,6 +114,7 @@ class EmbeddedAws:
         self.resolver = Resolver(stack, self.physical)
         self.created: list[Resource] = []
         self.ignored: list[IgnoredProperty] = []
+        self.lambda_subscriptions: list[LambdaSubscription] = []
         self.endpoint_url = ""
         self.port = 0
         self._server: ThreadedMotoServer | None = None
@@ -133,13 +156,6 @@ class EmbeddedAws:
             ).client(service, endpoint_url=self.endpoint_url)
         return self._clients[service]
 
-    def queue_logical_id(self, queue_url: str) -> str | None:
-        """The logical id of the queue at `queue_url`, if the stack declares it."""
-        for logical_id, physical in self.physical.items():
-            if physical.ref == queue_url and self.stack.resources[logical_id].type == QUEUE:
-                return logical_id
-        return None
-
     def _start(self) -> None:
         # werkzeug logs every request at INFO; the runtime prints what happened itself.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -172,7 +188,11 @@ class EmbeddedAws:
             TABLE: self._create_table,
             QUEUE: self._create_queue,
             TOPIC: self._create_topic,
+            SUBSCRIPTION: self._create_subscription,
+            THING_GROUP: self._create_thing_group,
+            IOT_POLICY: self._create_policy,
             FUNCTION: self._name_function,
+            TOPIC_RULE: self._name_topic_rule,
             LAYER: self._name_layer,
             LOG_GROUP: self._name_log_group,
         }
@@ -258,7 +278,79 @@ class EmbeddedAws:
         properties = self._properties(resource, _TOPIC_PROPERTIES)
         name = properties.get("TopicName", resource.logical_id)
         arn = self.client("sns").create_topic(Name=name)["TopicArn"]
+        for index, inline in enumerate(properties.get("Subscription", [])):
+            self._subscribe(resource, arn, inline["Protocol"], inline["Endpoint"], {}, index)
         return Physical(ref=arn, attributes={"TopicArn": arn, "TopicName": name})
+
+    def _create_subscription(self, resource: Resource) -> Physical:
+        properties = self._properties(resource, _SUBSCRIPTION_PROPERTIES)
+        attributes = {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in properties.items()
+            if key in ("FilterPolicy", "FilterPolicyScope", "RawMessageDelivery")
+        }
+        if "RawMessageDelivery" in attributes:
+            attributes["RawMessageDelivery"] = str(properties["RawMessageDelivery"]).lower()
+        arn = self._subscribe(resource, properties["TopicArn"], properties["Protocol"], properties["Endpoint"], attributes)
+        return Physical(ref=arn, attributes={"Arn": arn})
+
+    def _subscribe(
+        self, resource: Resource, topic_arn: str, protocol: str, endpoint: str, attributes: dict[str, str], index: int = 0
+    ) -> str:
+        sns = self.client("sns")
+        if protocol == "sqs":
+            return sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=endpoint, Attributes=attributes)[
+                "SubscriptionArn"
+            ]
+        if protocol == "lambda":
+            if attributes.get("RawMessageDelivery") == "true":
+                raise NotEmulated(f"{resource.label}: SNS has no raw message delivery to Lambda")
+            relay = self.client("sqs").create_queue(QueueName=f"local-runtime-sns-relay-{resource.logical_id}-{index}")
+            relay_arn = self.client("sqs").get_queue_attributes(
+                QueueUrl=relay["QueueUrl"], AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+            arn = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=relay_arn, Attributes=attributes)[
+                "SubscriptionArn"
+            ]
+            self.lambda_subscriptions.append(LambdaSubscription(resource, topic_arn, arn, endpoint, relay["QueueUrl"]))
+            return arn
+        if protocol in _UNDELIVERED_PROTOCOLS:
+            self.ignored.append(
+                IgnoredProperty(resource, f"{protocol} subscription", "messages to it would leave this machine")
+            )
+            return f"{topic_arn}:{resource.logical_id}-{index}"
+        raise NotEmulated(f"{resource.label}: SNS subscriptions of protocol {protocol} are not emulated")
+
+    def _create_thing_group(self, resource: Resource) -> Physical:
+        properties = self._properties(resource, _THING_GROUP_PROPERTIES)
+        if "QueryString" in properties:
+            raise NotEmulated(f"{resource.label}: dynamic thing groups (QueryString) are not emulated")
+        name = properties.get("ThingGroupName", resource.logical_id)
+        request: dict[str, Any] = {"thingGroupName": name}
+        if "ParentGroupName" in properties:
+            request["parentGroupName"] = properties["ParentGroupName"]
+        group_properties = properties.get("ThingGroupProperties", {})
+        if group_properties:
+            request["thingGroupProperties"] = {
+                "thingGroupDescription": group_properties.get("ThingGroupDescription", ""),
+                "attributePayload": {"attributes": group_properties.get("AttributePayload", {}).get("Attributes", {})},
+            }
+        created = self.client("iot").create_thing_group(**request)
+        return Physical(ref=name, attributes={"Arn": created["thingGroupArn"], "Id": created["thingGroupId"]})
+
+    def _create_policy(self, resource: Resource) -> Physical:
+        properties = self._properties(resource, _POLICY_PROPERTIES)
+        name = properties.get("PolicyName", resource.logical_id)
+        document = properties["PolicyDocument"]
+        created = self.client("iot").create_policy(
+            policyName=name, policyDocument=document if isinstance(document, str) else json.dumps(document)
+        )
+        return Physical(ref=name, attributes={"Arn": created["policyArn"], "Id": name})
+
+    def _name_topic_rule(self, resource: Resource) -> Physical:
+        # CloudFormation generates a name of the logical id and a suffix; rule names allow no hyphen.
+        name = self._name(resource, "RuleName", resource.logical_id)
+        return Physical(ref=name, attributes={"Arn": f"arn:aws:iot:{REGION}:{ACCOUNT_ID}:rule/{name}"})
 
     def _name_function(self, resource: Resource) -> Physical:
         name = self._name(resource, "FunctionName", f"{self.stack.name}-{resource.logical_id}"[:_FUNCTION_NAME_LENGTH])

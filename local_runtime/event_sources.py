@@ -1,5 +1,5 @@
-"""How Lambda feeds functions here: SQS event source mappings, and the queue of asynchronous invocations
-(an IoT rule's lambda action).
+"""How Lambda feeds functions here: SQS event source mappings, SNS subscriptions, and the queue of
+asynchronous invocations (an IoT rule's lambda action, an SNS notification; see async_invocations.py).
 
 The pollers run when asked (`poll`, `run_for`, `drain`), one batch at a time: a mapping's
 ScalingConfig.MaximumConcurrency is recorded, not used to run batches in parallel, and a batching window is
@@ -9,19 +9,21 @@ not waited for (a poll takes what the queue has, up to BatchSize).
 from __future__ import annotations
 
 import base64
+import json
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from local_runtime.account import REGION
-from local_runtime.activity import AsyncInvoked, BatchDelivered, Observer
+from local_runtime.activity import BatchDelivered, Observer
 from local_runtime.assembly import Resource, Stack
-from local_runtime.cloud import QUEUE, EmbeddedAws
+from local_runtime.async_invocations import AsyncInvocations, sns_event
+from local_runtime.cloud import QUEUE, EmbeddedAws, LambdaSubscription
 from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.functions import Invocation, LocalFunction, LocalFunctions
 
 MAPPING = "AWS::Lambda::EventSourceMapping"
+PERMISSION = "AWS::Lambda::Permission"
 DEFAULT_BATCH_SIZE = 10  # Lambda's default for SQS
 _SQS_MAX_MESSAGES = 10  # per ReceiveMessage
 _IDLE_POLL_S = 0.1
@@ -169,30 +171,93 @@ def records_left(
     return left, None
 
 
-class EventSources:
-    """The SQS pollers of every mapping and the asynchronous invocations waiting to run."""
+@dataclass(frozen=True)
+class SnsSubscription:
+    subscription: LambdaSubscription
+    function: LocalFunction
 
-    def __init__(self, mappings: list[SqsMapping], sqs: Any, observer: Observer) -> None:
+
+def load_sns_subscriptions(cloud: EmbeddedAws, functions: LocalFunctions) -> list[SnsSubscription]:
+    """Every SNS subscription of a function; one the function's resource policy does not let SNS invoke is
+    refused, as SNS's deliveries to it would fail."""
+    found = []
+    for subscription in cloud.lambda_subscriptions:
+        function = functions.for_arn(subscription.function_arn)
+        if function is None:
+            raise NotEmulated(
+                f"{subscription.resource.label}: {subscription.function_arn} is not a function this runtime can run"
+            )
+        denied = invoke_denied(cloud, function, "sns.amazonaws.com", subscription.topic_arn)
+        if denied:
+            raise NotEmulated(f"{subscription.resource.label}: {denied}")
+        found.append(SnsSubscription(subscription, function))
+    return found
+
+
+def invoke_denied(cloud: EmbeddedAws, function: LocalFunction, principal: str, source_arn: str) -> str | None:
+    """Why `principal` may not invoke `function` on behalf of `source_arn` under the function's resource policy
+    (its AWS::Lambda::Permission resources), or None when it may."""
+    resolve = cloud.resolver.resolve
+    for permission in cloud.stack.of_type(PERMISSION):
+        properties = permission.properties
+        target = resolve(properties.get("FunctionName"), f"{permission.logical_id}.FunctionName")
+        if not function.answers_to(target) or properties.get("Principal") != principal:
+            continue
+        if properties.get("Action") not in ("lambda:InvokeFunction", "lambda:*"):
+            continue
+        allowed_source = properties.get("SourceArn")
+        if allowed_source is None or resolve(allowed_source, f"{permission.logical_id}.SourceArn") == source_arn:
+            return None
+    return (
+        f"no AWS::Lambda::Permission lets {principal} invoke {function.function_name} for {source_arn}, "
+        "so AWS would refuse every invocation"
+    )
+
+
+class EventSources:
+    """The SQS pollers of every mapping, the SNS subscriptions of functions, and the asynchronous invocations
+    waiting to run."""
+
+    def __init__(
+        self,
+        mappings: list[SqsMapping],
+        sns_subscriptions: list[SnsSubscription],
+        async_invocations: AsyncInvocations,
+        sqs: Any,
+        observer: Observer,
+    ) -> None:
         self.mappings = mappings
+        self.sns_subscriptions = sns_subscriptions
+        self._async = async_invocations
         self._sqs = sqs
         self._observer = observer
-        self._async: deque[tuple[LocalFunction, Any, str]] = deque()
 
     def invoke_async(self, function: LocalFunction, event: Any, source: str) -> None:
         """Queued as Lambda queues an asynchronous invocation; it runs at the next poll."""
-        self._async.append((function, event, source))
+        self._async.invoke(function, event, source)
 
     def poll(self) -> bool:
-        """One receive per enabled mapping, and the waiting asynchronous invocations. True if anything ran."""
+        """One receive per enabled mapping and SNS subscription, and the waiting asynchronous invocations.
+        True if anything ran."""
         delivered = False
         for mapping in self.mappings:
             if mapping.enabled:
                 delivered |= self._poll_mapping(mapping)
-        while self._async:
-            function, event, source = self._async.popleft()
-            self._observer(AsyncInvoked(source, function.invoke(event)))
-            delivered = True
+        for subscription in self.sns_subscriptions:
+            delivered |= self._poll_subscription(subscription)
+        delivered |= self._async.run_pending()
         return delivered
+
+    def _poll_subscription(self, subscription: SnsSubscription) -> bool:
+        relay = subscription.subscription.relay_queue_url
+        messages = self._sqs.receive_message(QueueUrl=relay, MaxNumberOfMessages=_SQS_MAX_MESSAGES).get("Messages", [])
+        for message in messages:
+            # SNS invokes a subscribed function asynchronously, one notification per invocation.
+            event = sns_event(json.loads(message["Body"]), subscription.subscription.subscription_arn)
+            topic = subscription.subscription.topic_arn.rsplit(":", 1)[-1]
+            self.invoke_async(subscription.function, event, f"SNS topic {topic}")
+            self._sqs.delete_message(QueueUrl=relay, ReceiptHandle=message["ReceiptHandle"])
+        return bool(messages)
 
     def run_for(self, seconds: float) -> None:
         """Keeps polling for `seconds`, as Lambda's pollers do while time passes (a scenario's sleep)."""
@@ -206,7 +271,7 @@ class EventSources:
         deadline = time.monotonic() + timeout_s
         while True:
             delivered = self.poll()
-            if not delivered and all(state.idle for state in self.queue_states().values()):
+            if not delivered and self._async.waiting == 0 and all(state.idle for state in self.queue_states().values()):
                 return
             # Checked after deliveries too: a record that fails and comes back at once would loop forever.
             if time.monotonic() > deadline:
@@ -221,9 +286,13 @@ class EventSources:
                 time.sleep(_IDLE_POLL_S)
 
     def queue_states(self) -> dict[str, QueueState]:
-        return {
+        states = {
             mapping.queue: queue_state(self._sqs, mapping.queue_url) for mapping in self.mappings if mapping.enabled
         }
+        for subscription in self.sns_subscriptions:
+            name = f"SNS subscription {subscription.subscription.resource.logical_id}"
+            states[name] = queue_state(self._sqs, subscription.subscription.relay_queue_url)
+        return states
 
     def _poll_mapping(self, mapping: SqsMapping) -> bool:
         messages = self._receive(mapping)

@@ -165,6 +165,10 @@ class LocalFunction:
     def name(self) -> str:
         return self.spec.name
 
+    def answers_to(self, name: str) -> bool:
+        """Whether Lambda takes `name` (a function name or ARN, unqualified or `$LATEST`) for this function."""
+        return name.removesuffix(":$LATEST") in (self.function_name, self.function_arn)
+
     @property
     def worker_pid(self) -> int | None:
         return self._worker.process.pid if self._worker else None

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 from boto3.dynamodb.types import TypeDeserializer
 
 from local_runtime.activity import Activity, AsyncInvoked, BatchDelivered, RuleFired
-from local_runtime.cloud import QUEUE, TABLE, TOPIC
+from local_runtime.cloud import IOT_POLICY, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC
 from local_runtime.event_sources import queue_state
 from local_runtime.functions import Invocation
 from local_runtime.runtime import LocalRuntime
@@ -23,6 +23,9 @@ _TYPE_NAMES = {
     TABLE: ("DynamoDB table", "DynamoDB tables"),
     QUEUE: ("SQS queue", "SQS queues"),
     TOPIC: ("SNS topic", "SNS topics"),
+    SUBSCRIPTION: ("SNS subscription", "SNS subscriptions"),
+    THING_GROUP: ("thing group", "thing groups"),
+    IOT_POLICY: ("IoT policy", "IoT policies"),
 }
 # Keys every Powertools log line carries: the summary shows the message and the keys particular to it.
 _COMMON_LOG_KEYS = {
@@ -42,15 +45,26 @@ def describe_activity(activity: Activity) -> list[str]:
 
 
 def _rule_lines(fired: RuleFired) -> list[str]:
-    lines = []
+    if fired.sql_error is not None:
+        return [f"rule {fired.rule} on {fired.topic}: SQL FAILED, no action ran: {fired.sql_error}"]
+    if fired.where_false:
+        return [f"rule {fired.rule} on {fired.topic}: WHERE not met, no action ran"]
+    lines = [f"rule {fired.rule} on {fired.topic} selected {_output(fired.output)}"]
     for outcome in fired.actions:
         result = f"FAILED: {outcome.error}" if outcome.error else "sent"
-        lines.append(f"rule {fired.rule} -> {outcome.action} {outcome.target}: {result}")
+        lines.append(f"  -> {outcome.action} {outcome.target}: {result}")
     if fired.error_action is not None:
         error = fired.error_action.error
         result = f"FAILED, the message is lost: {error}" if error else "sent the error message"
         lines.append(f"  errorAction -> {fired.error_action.action} {fired.error_action.target}: {result}")
     return lines
+
+
+def _output(value: Any, limit: int = 100) -> str:
+    if isinstance(value, bytes):
+        return f"<binary, {len(value)} bytes>"
+    text = json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _batch_lines(batch: BatchDelivered) -> list[str]:
@@ -71,8 +85,14 @@ def _async_lines(invoked: AsyncInvoked) -> list[str]:
     invocation = invoked.invocation
     outcome = "ok"
     if invocation.error:
-        outcome = f"FAILED ({invocation.error.type}); Lambda's retries of async invocations are not emulated"
-    head = f"{invocation.function} (asynchronous, from {invoked.source}): {outcome}, {_timing(invocation)}"
+        then = "Lambda retries it" if invoked.retry_pending else "no retry left"
+        outcome = f"FAILED ({invocation.error.type}), {then}"
+    if invoked.sent_to:
+        outcome += f", sent to its {invoked.sent_to}"
+    head = (
+        f"{invocation.function} (asynchronous, from {invoked.source}, attempt {invoked.attempt}): "
+        f"{outcome}, {_timing(invocation)}"
+    )
     return [head, *("    " + line for line in summarise_logs(invocation.logs))]
 
 
@@ -252,10 +272,14 @@ def startup_summary(runtime: LocalRuntime, *, with_event_flow: bool) -> str:
                 settings += f", MaximumConcurrency {mapping.maximum_concurrency} (here one batch at a time)"
             state = "" if mapping.enabled else " (disabled)"
             lines.append(f"  SQS {mapping.queue} -> {mapping.function.name}{state}: {settings}")
+        for subscription in runtime.event_sources.sns_subscriptions:
+            topic = subscription.subscription.topic_arn.rsplit(":", 1)[-1]
+            lines.append(f"  SNS {topic} -> {subscription.function.name} (asynchronous)")
         for rule in runtime.start_event_flow().rules:
             targets = ", ".join(f"{action.kind} {action.target}" for action in rule.actions)
             state = " (disabled)" if rule.disabled else ""
-            lines.append(f"  rule {rule.name}{state}: '{rule.topic_filter.text}' -> {targets}")
+            error = f"; errorAction {rule.error_action.kind} {rule.error_action.target}" if rule.error_action else ""
+            lines.append(f"  rule {rule.name}{state}: {rule.sql}\n      -> {targets}{error}")
     ignored = Counter((item.name, item.reason) for item in runtime.ignored_properties)
     if ignored:
         listing = "; ".join(f"{name} ({reason}) x{count}" for (name, reason), count in sorted(ignored.items()))

@@ -12,13 +12,14 @@ from typing import Any
 
 from local_runtime.activity import Activity, Observer, RuleFired
 from local_runtime.assembly import FunctionSpec, Stack, find_functions, load_stack
+from local_runtime.async_invocations import EVENT_INVOKE_CONFIG, AsyncInvocations, load_async_settings
 from local_runtime.cloud import CREATED_TYPES, NAMED_TYPES, EmbeddedAws, IgnoredProperty
-from local_runtime.event_sources import MAPPING, EventSources, load_mappings
+from local_runtime.event_sources import MAPPING, PERMISSION, EventSources, load_mappings, load_sns_subscriptions
 from local_runtime.functions import Invocation, LocalFunctions
-from local_runtime.rules import NO_CLIENT, TOPIC_RULE, RulesEngine, load_rules
+from local_runtime.rules import NO_CLIENT, RulesEngine, load_rules
 
 DEFAULT_DRAIN_TIMEOUT_S = 60.0
-_RUN_TYPES = {*CREATED_TYPES, *NAMED_TYPES, MAPPING, TOPIC_RULE}
+_RUN_TYPES = {*CREATED_TYPES, *NAMED_TYPES, MAPPING, PERMISSION, EVENT_INVOKE_CONFIG}
 
 
 class LocalRuntime:
@@ -74,13 +75,20 @@ class LocalRuntime:
         return self._functions
 
     def start_event_flow(self) -> RulesEngine:
-        """Loads the event source mappings and the rules (refusing what they use that is not emulated)."""
+        """Loads the event sources and the rules (refusing what they use that is not emulated)."""
         if self._rules is None:
-            sqs = self.cloud.client("sqs")
-            mappings = load_mappings(self.stack, self.cloud, self.functions)
-            rules = load_rules(self.stack, self.cloud, self.functions)
-            self._event_sources = EventSources(mappings, sqs, self._record)
-            self._rules = RulesEngine(rules, sqs, self._event_sources, self._record)
+            cloud, functions = self.cloud, self.functions
+            async_invocations = AsyncInvocations(
+                load_async_settings(self.stack, cloud, functions), cloud.client, functions, self._record
+            )
+            self._event_sources = EventSources(
+                load_mappings(self.stack, cloud, functions),
+                load_sns_subscriptions(cloud, functions),
+                async_invocations,
+                cloud.client("sqs"),
+                self._record,
+            )
+            self._rules = RulesEngine(load_rules(self.stack, cloud, functions), cloud, self._event_sources, self._record)
         return self._rules
 
     @property
@@ -92,9 +100,11 @@ class LocalRuntime:
     def invoke(self, function: str, event: Any) -> Invocation:
         return self.functions.get(function).invoke(event)
 
-    def publish(self, topic: str, payload: bytes, client_id: str = NO_CLIENT) -> list[RuleFired]:
+    def publish(
+        self, topic: str, payload: bytes, client_id: str = NO_CLIENT, principal: str | None = None
+    ) -> list[RuleFired]:
         """Runs the rules on one message; the functions run when the event sources poll (`drain`, `run_for`)."""
-        return self.start_event_flow().publish(topic, payload, client_id)
+        return self.start_event_flow().publish(topic, payload, client_id, principal)
 
     def run_for(self, seconds: float) -> None:
         self.event_sources.run_for(seconds)

@@ -1,7 +1,8 @@
 """Scenarios: a JSON list of steps played against the runtime, then a final drain.
 
 A step is one of
-    {"publish": {"topic": "...", "payload": {...} or "text"}}   a message as IoT Core or a device publishes it
+    {"publish": {"topic": "...", "payload": {...} or "text",   a message as IoT Core or a device publishes it
+                 "clientId": "...", "principal": "..."}}       (optional: the publishing MQTT client)
     {"sleep": seconds}                                          time passes; the event sources keep polling
     {"drain": true}                                             poll until the work queues are empty
 and may carry a "note" (printed, to tell the story). Published messages go out back to back, as a burst; the
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from local_runtime.errors import LocalRuntimeError
+from local_runtime.rules import NO_CLIENT
 from local_runtime.runtime import LocalRuntime
 
 
@@ -25,6 +27,8 @@ class Publish:
     topic: str
     payload: bytes
     note: str | None = None
+    client_id: str = NO_CLIENT
+    principal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,14 @@ def load_scenario(path: Path) -> list[Step]:
 def _step(step: Any, where: str) -> Step:
     kinds = set(step) - {"note"} if isinstance(step, dict) else set()
     note = step.get("note") if isinstance(step, dict) else None
-    if kinds == {"publish"} and isinstance(step["publish"], dict) and isinstance(step["publish"].get("topic"), str):
-        return Publish(step["publish"]["topic"], encode_payload(step["publish"].get("payload", ""), where), note)
+    publish = step.get("publish") if isinstance(step, dict) else None
+    if kinds == {"publish"} and isinstance(publish, dict) and isinstance(publish.get("topic"), str):
+        unknown = set(publish) - {"topic", "payload", "clientId", "principal"}
+        if unknown:
+            raise LocalRuntimeError(f"{where}: a publish has topic, payload, clientId and principal, not {sorted(unknown)}")
+        payload = encode_payload(publish.get("payload", ""), where)
+        client_id, principal = publish.get("clientId", NO_CLIENT), publish.get("principal")
+        return Publish(publish["topic"], payload, note, client_id, principal)
     if kinds == {"sleep"} and isinstance(step["sleep"], (int, float)) and step["sleep"] >= 0:
         return Sleep(float(step["sleep"]), note)
     if kinds == {"drain"} and step["drain"] is True:
@@ -83,7 +93,7 @@ def run_scenario(runtime: LocalRuntime, steps: list[Step], announce: Callable[[s
             announce(f"{' ' * len(prefix)} # {step.note}")
         if isinstance(step, Publish):
             announce(f"{prefix} publish {step.topic}")
-            runtime.publish(step.topic, step.payload)
+            runtime.publish(step.topic, step.payload, step.client_id, step.principal)
         elif isinstance(step, Sleep):
             announce(f"{prefix} sleep {step.seconds:g} s")
             runtime.run_for(step.seconds)

@@ -121,3 +121,21 @@ def assert_nothing_left_running(worker_pids: list[int], port: int) -> None:
     except ConnectionRefusedError:
         return
     raise AssertionError(f"something still listens on port {port}")
+
+
+def lambda_action(function_id: str) -> dict[str, Any]:
+    return {"Lambda": {"FunctionArn": {"Fn::GetAtt": [function_id, "Arn"]}}}
+
+
+def invoke_permission(function_id: str, principal: str, source_id: str) -> dict[str, Any]:
+    """What CDK writes for a rule's lambda action (source: the rule) or an SNS subscription (source: the topic)."""
+    source = {"Fn::GetAtt": [source_id, "Arn"]} if principal == "iot.amazonaws.com" else {"Ref": source_id}
+    return {
+        "Type": "AWS::Lambda::Permission",
+        "Properties": {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]},
+            "Principal": principal,
+            "SourceArn": source,
+        },
+    }

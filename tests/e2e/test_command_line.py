@@ -78,16 +78,19 @@ def test_publish_runs_the_rules_then_the_functions(cloud_assembly: Path, capsys:
     code = main(["publish", topic, "--payload", body, "--assembly", str(cloud_assembly)])
     out = capsys.readouterr().out
     assert code == 0
-    assert "rule iot_backend_presence_connected -> sqs PresenceEventsQueue967271A8: sent" in out
+    assert f"rule iot_backend_presence_connected on {topic} selected {{" in out
+    assert "  -> sqs PresenceEventsQueue967271A8: sent" in out
     assert "track_presence <- PresenceEventsQueue967271A8: 1 record, all done" in out
     assert "INFO Connectivity updated  clientId=sensor-0042" in out
 
 
 def test_publish_refuses_a_rule_it_cannot_evaluate_before_publishing(tmp_path: Path, capsys: Capture) -> None:
-    resources = {"Q": queue(), "Rule": topic_rule("filtered", "SELECT * FROM 'a' WHERE x = 1", [sqs_action("Q")])}
+    sql = "SELECT get_thing_shadow('d', 'arn:aws:iam::123456789012:role/r') AS s FROM 'a'"
+    resources = {"Q": queue(), "Rule": topic_rule("filtered", sql, [sqs_action("Q")])}
     assembly = write_assembly(tmp_path, resources)
     code = main(["publish", "a", "--payload", "{}", "--assembly", str(assembly)])
     captured = capsys.readouterr()
     assert code == 2
-    assert "Rule filtered (TestStack/filtered/Resource): this runtime evaluates only `SELECT * FROM" in captured.err
+    assert "Rule filtered (TestStack/filtered/Resource): its SQL" in captured.err
+    assert "get_thing_shadow" in captured.err
     assert "publish a" not in captured.out

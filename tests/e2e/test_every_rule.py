@@ -1,0 +1,166 @@
+"""Every topic rule of the app, end to end on the synthesized app: the rule's sample (the demo scenario's first
+raw message on its topic, as IoT Core publishes it) through the rule's real SQL, its action, the event source
+and the function, to the row it leaves. Then the proof that these checks catch broken rules: each rule's SQL
+broken the ways rules break (rule_mutants.py) must fail its check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from local_runtime import LocalRuntime
+from local_runtime.scenario import Publish, load_scenario
+from local_runtime.topics import TopicFilter
+from tests.e2e.rule_mutants import assembly_with_sql, mutants
+from tests.e2e.test_fleet_morning import SCENARIO
+
+PREFIX = "iot_backend_"  # the app's default deviceBackend.namePrefix
+_deserialize = TypeDeserializer().deserialize
+Tables = dict[str, list[dict[str, Any]]]
+
+
+def run_one(assembly: Path, message: Publish) -> tuple[Tables, list[str]]:
+    """Every table's items and the names of the rules that fired, after `message` alone went through."""
+    with LocalRuntime(assembly, drain_timeout_s=30) as runtime:
+        fired = runtime.publish(message.topic, message.payload, message.client_id)
+        runtime.drain()
+        dynamodb = runtime.cloud.client("dynamodb")
+        tables = {
+            resource.logical_id: [
+                {name: _deserialize(value) for name, value in item.items()}
+                for item in dynamodb.scan(TableName=runtime.cloud.physical[resource.logical_id].ref)["Items"]
+            ]
+            for resource in runtime.cloud.created
+            if resource.type == "AWS::DynamoDB::Table"
+        }
+        failed = [f.rule for f in fired if f.sql_error or any(a.error for a in f.actions)]
+    assert not failed, f"rules failed: {failed}"
+    return tables, [f.rule for f in fired]
+
+
+def only_item(tables: Tables, table_prefix: str) -> dict[str, Any]:
+    [items] = [items for logical_id, items in tables.items() if logical_id.startswith(table_prefix)]
+    assert len(items) == 1, f"{table_prefix}: expected one item, found {len(items)}"
+    others = {logical_id: items for logical_id, items in tables.items() if not logical_id.startswith(table_prefix)}
+    assert all(not items for items in others.values()), f"unexpected items elsewhere: {others}"
+    return items[0]
+
+
+def connected(tables: Tables, event: dict[str, Any]) -> None:
+    row = only_item(tables, "PresenceConnectivity")
+    assert (row["clientId"], row["connected"], row["sessionIdentifier"]) == (
+        event["clientId"], True, event["sessionIdentifier"]
+    )  # fmt: skip
+
+
+def disconnected(tables: Tables, event: dict[str, Any]) -> None:
+    row = only_item(tables, "PresenceConnectivity")
+    assert (row["clientId"], row["connected"], row["disconnectReason"]) == (
+        event["clientId"], False, event["disconnectReason"]
+    )  # fmt: skip
+
+
+def subscribed(tables: Tables, event: dict[str, Any]) -> None:
+    row = only_item(tables, "PresenceSubscriptions")
+    assert (row["clientId"], row["sessionIdentifier"], row["topics"]) == (
+        event["clientId"], event["sessionIdentifier"], set(event["topics"])
+    )  # fmt: skip
+
+
+def thing(tables: Tables, event: dict[str, Any]) -> None:
+    row = only_item(tables, "RegistryInventory")
+    assert (row["pk"], row["sk"], row["thingName"], row["deleted"]) == (
+        f"THING#{event['thingName']}", "THING", event["thingName"], event["operation"] == "DELETED"
+    )  # fmt: skip
+
+
+def thing_group(tables: Tables, event: dict[str, Any]) -> None:
+    row = only_item(tables, "RegistryInventory")
+    assert (row["pk"], row["sk"], row["thingGroupName"]) == (
+        f"GROUP#{event['thingGroupName']}", "GROUP", event["thingGroupName"]
+    )  # fmt: skip
+
+
+def membership(tables: Tables, event: dict[str, Any]) -> None:
+    row = only_item(tables, "RegistryInventory")
+    thing_name, group_name = event["thingArn"].rsplit("/", 1)[1], event["groupArn"].rsplit("/", 1)[1]
+    assert (row["pk"], row["sk"], row["member"]) == (
+        f"THING#{thing_name}", f"GROUP#{group_name}", event["operation"] == "ADDED"
+    )  # fmt: skip
+
+
+# What each rule of the app must do with its sample. A rule added to the app without a check here fails
+# test_every_rule_of_the_app_has_an_end_to_end_check.
+CHECKS: dict[str, Callable[[Tables, dict[str, Any]], None]] = {
+    "presence_connected": connected,
+    "presence_disconnected": disconnected,
+    "presence_subscriptions": subscribed,
+    "registry_things": thing,
+    "registry_thing_groups": thing_group,
+    "registry_group_memberships": membership,
+}
+
+
+def app_rules(assembly: Path) -> dict[str, tuple[str, str]]:
+    """Each rule of the synthesized app: its name without the prefix -> (its RuleName, its SQL)."""
+    [template] = assembly.glob("*.template.json")
+    resources = json.loads(template.read_text())["Resources"].values()
+    rules = [resource["Properties"] for resource in resources if resource["Type"] == "AWS::IoT::TopicRule"]
+    return {
+        rule["RuleName"].removeprefix(PREFIX): (rule["RuleName"], rule["TopicRulePayload"]["Sql"]) for rule in rules
+    }
+
+
+def sample(sql: str) -> Publish:
+    """The first message of the demo scenario on the topics of `sql`'s FROM filter."""
+    topic_filter = TopicFilter.parse(sql.split("'")[1], sql)
+    steps = [step for step in load_scenario(SCENARIO) if isinstance(step, Publish)]
+    return next(step for step in steps if topic_filter.matches(step.topic))
+
+
+def test_every_rule_of_the_app_has_an_end_to_end_check(cloud_assembly: Path) -> None:
+    assert sorted(app_rules(cloud_assembly)) == sorted(CHECKS)
+
+
+@pytest.mark.parametrize("rule", sorted(CHECKS))
+def test_the_rule_takes_its_raw_message_through_its_sql_to_the_table(cloud_assembly: Path, rule: str) -> None:
+    name, sql = app_rules(cloud_assembly)[rule]
+    message = sample(sql)
+    tables, fired = run_one(cloud_assembly, message)
+    assert fired == [name]
+    CHECKS[rule](tables, json.loads(message.payload))
+
+
+def all_mutants(assembly: Path) -> list[tuple[str, str, str]]:
+    return [(rule, what, broken) for rule, (_, sql) in sorted(app_rules(assembly).items()) for what, broken in mutants(sql)]
+
+
+def test_a_broken_rule_fails_its_check(cloud_assembly: Path, tmp_path: Path) -> None:
+    """Every mutant of every rule: the same sample, the same check, and the check must fail."""
+    rules = app_rules(cloud_assembly)
+    survivors = []
+    broken_rules = all_mutants(cloud_assembly)
+    assert len(broken_rules) >= 2 * len(rules)
+    for number, (rule, what, broken_sql) in enumerate(broken_rules):
+        name, sql = rules[rule]
+        assembly = assembly_with_sql(cloud_assembly, tmp_path / str(number), name, broken_sql)
+        message = sample(sql)
+        try:
+            tables, _ = run_one(assembly, message)
+            CHECKS[rule](tables, json.loads(message.payload))
+        except AssertionError:
+            continue
+        survivors.append(f"{rule}: {what}: {broken_sql}")
+    assert survivors == [], "broken rules the checks let through:\n" + "\n".join(survivors)
+
+
+def test_the_mutants_cover_topic_indexes_and_fields_where_a_rule_has_them() -> None:
+    broken = dict(mutants("SELECT topic(3) AS thing, temperature FROM 'dt/+/+' WHERE humidity > 5"))
+    assert broken["topic(3) as topic(2)"] == "SELECT topic(2) AS thing, temperature FROM 'dt/+/+' WHERE humidity > 5"
+    assert broken["field temperature misspelled"].startswith("SELECT topic(3) AS thing, temperaturex FROM")
+    assert broken["field humidity misspelled"].endswith("WHERE humidityx > 5")
+    assert "field thing misspelled" not in broken  # an alias, not a field
