@@ -94,3 +94,14 @@ def test_publish_refuses_a_rule_it_cannot_evaluate_before_publishing(tmp_path: P
     assert "Rule filtered (TestStack/filtered/Resource): its SQL" in captured.err
     assert "get_thing_shadow" in captured.err
     assert "publish a" not in captured.out
+
+
+def test_show_lists_what_the_runtime_made_of_the_app(cloud_assembly: Path, capsys: Capture) -> None:
+    code = main(["show", "--assembly", str(cloud_assembly)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "rule iot_backend_presence_connected: SELECT * FROM '$aws/events/presence/connected/+'" in out
+    assert "-> sqs PresenceEventsQueue967271A8; errorAction sqs PlatformRuleErrorsQueue8C14664C" in out
+    assert "SQS PresenceEventsQueue967271A8 -> track_presence: batches of 10" in out
+    assert "Table PresenceConnectivity" in out and "(empty)" in out
+    assert "dead-letter queue of PresenceEventsQueue967271A8" in out

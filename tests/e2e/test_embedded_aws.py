@@ -3,6 +3,8 @@ and a clean stop however the runtime is left."""
 
 from __future__ import annotations
 
+import json
+
 import threading
 from pathlib import Path
 
@@ -84,6 +86,34 @@ def test_tables_and_queues_are_created_as_declared(tmp_path: Path) -> None:
     assert dead_arn in attributes["RedrivePolicy"] and '"maxReceiveCount": 3' in attributes["RedrivePolicy"]
     assert ignored == [("Items", "PointInTimeRecoverySpecification")]
     assert not_emulated == {"AWS::CloudWatch::Alarm": 1}
+
+
+def test_thing_groups_and_iot_policies_are_created_as_declared(tmp_path: Path) -> None:
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:ClientId}"}],
+    }
+    resources = {
+        "Fleet": {
+            "Type": "AWS::IoT::ThingGroup",
+            "Properties": {
+                "ThingGroupName": "fleet",
+                "ThingGroupProperties": {
+                    "ThingGroupDescription": "every device",
+                    "AttributePayload": {"Attributes": {"site": "north"}},
+                },
+            },
+        },
+        "DevicePolicy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "device", "PolicyDocument": document}},
+    }
+    with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
+        iot = runtime.cloud.client("iot")
+        group = iot.describe_thing_group(thingGroupName="fleet")
+        policy = iot.get_policy(policyName="device")
+        group_arn = runtime.cloud.physical["Fleet"].attributes["Arn"]
+    assert group["thingGroupArn"] == group_arn
+    assert group["thingGroupProperties"]["attributePayload"]["attributes"] == {"site": "north"}
+    assert json.loads(policy["policyDocument"]) == document
 
 
 def test_a_property_that_could_change_behaviour_is_refused(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from local_runtime import LocalRuntime
+from local_runtime.activity import RuleFired
 from local_runtime.scenario import load_scenario, run_scenario
 from tests.conftest import ROOT
 from tests.e2e.assemblies import assert_nothing_left_running, receive
@@ -48,6 +49,8 @@ class Outcome:
         }
         self.queues = {logical_id: receive(runtime, logical_id) for logical_id in queues}
         self.work_queues = runtime.event_sources.queue_states()
+        self.rules = [rule.name for rule in runtime.start_event_flow().rules]
+        self.fired = [activity for activity in runtime.activities if isinstance(activity, RuleFired)]
         self.worker_pids = runtime.functions.worker_pids
         self.port = runtime.cloud.port
 
@@ -69,6 +72,12 @@ def outcome(cloud_assembly: Path) -> Outcome:
 
 def by(items: list[dict[str, Any]], *keys: str) -> dict[tuple[str, ...], dict[str, Any]]:
     return {tuple(item[key] for key in keys): item for item in items}
+
+
+def test_every_rule_of_the_app_fired_and_every_action_succeeded(outcome: Outcome) -> None:
+    assert {fired.rule for fired in outcome.fired} == set(outcome.rules) and len(outcome.rules) == 6
+    problems = [f for f in outcome.fired if f.sql_error or f.where_false or any(a.error for a in f.actions)]
+    assert problems == []
 
 
 def test_connectivity_ends_as_the_morning_went(outcome: Outcome) -> None:

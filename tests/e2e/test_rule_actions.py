@@ -191,6 +191,21 @@ def test_maximum_retry_attempts_is_honoured(tmp_path: Path) -> None:
     assert [(a.attempt, a.retry_pending, a.sent_to) for a in async_invocations(runtime)] == [(1, False, None)]
 
 
+def test_without_a_destination_the_failed_event_goes_to_the_functions_dead_letter_queue(tmp_path: Path) -> None:
+    assembly = failing_function_assembly(tmp_path, MaximumRetryAttempts=1)
+    template = assembly / "TestStack.template.json"
+    resources = json.loads(template.read_text())
+    resources["Resources"]["Handler"]["Properties"]["DeadLetterConfig"] = {"TargetArn": {"Fn::GetAtt": ["Failures", "Arn"]}}
+    template.write_text(json.dumps(resources))
+    with LocalRuntime(assembly) as runtime:
+        runtime.publish("devices/d-1/command", b'{"reboot": true}')
+        runtime.drain()
+        [message] = receive(runtime, "Failures")
+    assert json.loads(message["Body"]) == {"reboot": True}
+    assert message["MessageAttributes"]["ErrorMessage"]["StringValue"] == "the device is unknown"
+    assert [(a.attempt, a.sent_to is not None) for a in async_invocations(runtime)] == [(1, False), (2, True)]
+
+
 def test_a_lambda_action_without_invoke_permission_fails_into_the_error_action(tmp_path: Path) -> None:
     resources = {
         "Handler": python_function("handler"),
