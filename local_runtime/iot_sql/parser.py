@@ -25,6 +25,7 @@ from typing import Any, Callable
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
+from local_runtime.account import ACCOUNT_ID
 from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.iot_sql.functions import CASTS, FUNCTIONS, REFUSED, encode_base64
 from local_runtime.iot_sql.joda_time import UnsupportedPattern, compile_pattern
@@ -79,7 +80,7 @@ class MessageContext:
     client_id: str = "n/a"  # clientid(): "n/a" if the message was not sent over MQTT
     principal: str | None = None  # principal()
     trace_id: str | None = None  # traceid(): Undefined when None
-    account_id: str = "123456789012"
+    account_id: str = ACCOUNT_ID
     timestamp_ms: int | None = None  # timestamp(): the rules engine's clock; None is now
 
 

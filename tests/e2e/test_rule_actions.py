@@ -95,6 +95,29 @@ def test_an_sns_action_reaches_queue_and_function_subscribers(tmp_path: Path) ->
     assert {"Type", "MessageId", "Timestamp", "SigningCertUrl", "UnsubscribeUrl"} <= set(record["Sns"])
 
 
+def test_a_subscription_filter_policy_decides_what_the_function_gets(tmp_path: Path) -> None:
+    only_high = subscription(
+        "Alerts",
+        "lambda",
+        {"Fn::GetAtt": ["Handler", "Arn"]},
+        FilterPolicy={"level": ["high"]},
+        FilterPolicyScope="MessageBody",
+    )
+    resources = {
+        "Alerts": topic(),
+        "Handler": python_function("handler"),
+        "ToHandler": only_high,
+        "HandlerPermission": invoke_permission("Handler", "sns.amazonaws.com", "Alerts"),
+        "Rule": topic_rule("alert", "SELECT level FROM 'alerts/+'", [{"Sns": {"TargetArn": {"Ref": "Alerts"}, "RoleArn": ROLE}}]),
+    }
+    with LocalRuntime(write_assembly(tmp_path, resources, {"handler": {"app.py": ECHO}})) as runtime:
+        runtime.publish("alerts/a", b'{"level": "low"}')
+        runtime.publish("alerts/b", b'{"level": "high"}')
+        runtime.drain()
+    [invoked] = async_invocations(runtime)
+    assert json.loads(invoked.invocation.result["Records"][0]["Sns"]["Message"]) == {"level": "high"}
+
+
 def test_a_function_subscription_without_sns_permission_is_refused(tmp_path: Path) -> None:
     resources = {
         "Alerts": topic(),
