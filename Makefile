@@ -37,10 +37,12 @@ test: install
 	$(PY) -m pytest
 
 # Cold starts as a fresh process has them (bytecode cached), then as Lambda has them today (code and layer
-# compiled from source at every cold start: see README, "Measured").
-bench: install
+# compiled from source at every cold start: see README, "Measured"); then messages per second through the
+# local runtime, as a steady stream of bursts of 10.
+bench: synth
 	$(PY) -m benchmarks --bytecode cached
 	$(PY) -m benchmarks --bytecode lambda
+	$(PY) -m benchmarks.local_runtime --burst 10
 
 clean:
 	rm -rf cdk.out build .pytest_cache .hypothesis

@@ -58,6 +58,9 @@ class Invocation:
     duration_ms: float
     init_ms: float | None  # set on a cold start: the time it took to import the handler
     logs: tuple[str, ...]
+    # From the worker's "started" (just before it calls the handler) to its answer, at this end of the pipe:
+    # the handler's own time, without the request's way through the pipe. None if the handler never ran.
+    handler_ms: float | None = None
 
 
 class _WorkerExited(Exception):
@@ -160,6 +163,7 @@ class LocalFunction:
         self._python_path = python_path
         self._log_path = log_path
         self._worker: _Worker | None = None
+        self._handler_started: float | None = None  # when the current invocation's handler started
 
     @property
     def name(self) -> str:
@@ -179,6 +183,7 @@ class LocalFunction:
         worker = self._worker or self._start_worker()
         log_start = self._log_path.stat().st_size
         started = time.monotonic()
+        self._handler_started = None
         try:
             init_ms, response = self._exchange(worker, request_id, event, cold)
         except _WorkerExited:
@@ -216,7 +221,8 @@ class LocalFunction:
         if start is None:
             return None, None
         init_ms, deadline_ms = start["started"]["initMs"], start["started"]["deadlineMs"]
-        return init_ms, worker.receive(time.monotonic() + deadline_ms / 1000 - time.time())
+        self._handler_started = time.monotonic()
+        return init_ms, worker.receive(self._handler_started + deadline_ms / 1000 - time.time())
 
     def stop(self) -> None:
         self._discard_worker(kill=False)
@@ -235,11 +241,13 @@ class LocalFunction:
         self, request_id: str, started: float, log_start: int, init_ms: float | None, error: LambdaError | None,
         result: Any = None,
     ) -> Invocation:
-        duration_ms = (time.monotonic() - started) * 1000 - (init_ms or 0)
+        now = time.monotonic()
+        duration_ms = (now - started) * 1000 - (init_ms or 0)
+        handler_ms = (now - self._handler_started) * 1000 if self._handler_started is not None else None
         with self._log_path.open("rb") as log:
             log.seek(log_start)
             logs = log.read().decode("utf-8", errors="replace").splitlines()
-        return Invocation(self.name, request_id, result, error, duration_ms, init_ms, tuple(logs))
+        return Invocation(self.name, request_id, result, error, duration_ms, init_ms, tuple(logs), handler_ms)
 
 
 class LocalFunctions:
