@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
@@ -238,7 +238,10 @@ def load_action(
     unknown = sorted(set(settings) - _SETTINGS[kind])
     if unknown:
         raise NotEmulated(f"{label}: {kind} action property {', '.join(unknown)} is not emulated")
-    resolve: Callable[[str], Any] = lambda name: cloud.resolver.resolve(settings[name], f"{where}.{kind}.{name}")
+
+    def resolve(name: str) -> Any:
+        return cloud.resolver.resolve(settings[name], f"{where}.{kind}.{name}")
+
     if kind == "Sqs":
         queue_url = resolve("QueueUrl")
         queue = _logical_id(cloud, QUEUE, queue_url)

@@ -22,6 +22,7 @@ from local_runtime.activity import ActionOutcome, Observer, RuleFired
 from local_runtime.assembly import Resource, Stack
 from local_runtime.cloud import TOPIC_RULE, EmbeddedAws
 from local_runtime.errors import LocalRuntimeError, NotEmulated
+from local_runtime.event_sources import EventSources
 from local_runtime.functions import LocalFunction, LocalFunctions
 from local_runtime.iot_sql import NOT_FIRED, MessageContext, SqlEvaluationError, SqlNotSupported, Statement, parse_rule_sql
 from local_runtime.rule_actions import Action, ActionFailed, Message, Output, load_action
@@ -93,7 +94,9 @@ def _rule(resource: Resource, cloud: EmbeddedAws, functions: LocalFunctions) -> 
 
 
 class RulesEngine:
-    def __init__(self, rules: list[TopicRule], cloud: EmbeddedAws, event_sources: Any, observer: Observer) -> None:
+    def __init__(
+        self, rules: list[TopicRule], cloud: EmbeddedAws, event_sources: EventSources, observer: Observer
+    ) -> None:
         self.rules = rules
         self._cloud = cloud
         self._event_sources = event_sources
