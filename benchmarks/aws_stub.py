@@ -1,21 +1,30 @@
-"""A tiny AWS on 127.0.0.1 that answers the JSON-protocol calls the functions make, and counts them.
+"""A tiny AWS on 127.0.0.1 that answers the calls the functions make, and counts them.
 
 It answers in microseconds, so a function's HTTP round trip through botocore (signing, urllib3, parsing) stays
 in the measurement while AWS's own latency does not. Counts are by `<service>:<Operation>`, taken from the
-`X-Amz-Target` header of the JSON protocol (DynamoDB, and SQS since botocore 1.34.x).
+`X-Amz-Target` header of the JSON protocol (DynamoDB, and SQS since botocore 1.34.x), or from the method and
+path of IoT's REST API and S3's GetObject (REST_ROUTES). IoT and S3 answer with the JITR samples' trust
+material (events/activate_certificate/public-certificates): every device certificate is pending activation,
+so each delivery of a registered event is the full activation of a new device.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import uuid
 import zlib
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 # X-Amz-Target prefix -> the service name of IAM actions, so counts read like `dynamodb:UpdateItem`.
 SERVICES = {"DynamoDB_20120810": "dynamodb", "AmazonSQS": "sqs"}
@@ -26,6 +35,12 @@ def _update_item(request: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _get_item(request: dict[str, Any]) -> dict[str, Any]:
+    # The item exists and holds only its key: for the pre-provisioning hook, a serial on the allow-list (the
+    # path every provisioned device takes).
+    return {"Item": dict(request.get("Key") or {})}
+
+
 def _send_message(request: dict[str, Any]) -> dict[str, Any]:
     body = str(request.get("MessageBody", ""))
     return {"MessageId": str(uuid.uuid4()), "MD5OfMessageBody": hashlib.md5(body.encode()).hexdigest()}
@@ -33,8 +48,65 @@ def _send_message(request: dict[str, Any]) -> dict[str, Any]:
 
 RESPONDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "dynamodb:UpdateItem": _update_item,
+    "dynamodb:GetItem": _get_item,
     "sqs:SendMessage": _send_message,
 }
+
+
+JITR_TRUST = Path(__file__).resolve().parents[1] / "events" / "activate_certificate" / "public-certificates"
+
+
+def _certificate_id(pem: str) -> str:
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+def _trust_material() -> dict[str, str]:
+    """Certificate id -> PEM of every sample certificate (the CA's among them), and "crl" -> the CRL."""
+    pems = {_certificate_id(path.read_text()): path.read_text() for path in JITR_TRUST.glob("*.pem") if path.stem != "crl"}
+    return {**pems, "crl": (JITR_TRUST / "crl.pem").read_text()}
+
+
+def _describe_certificate(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+    certificate_id = match["id"]
+    if certificate_id not in trust:
+        return 404, {"message": "certificate not found"}
+    description = {
+        "certificateId": certificate_id,
+        "certificateArn": f"arn:aws:iot:eu-west-1:123456789012:cert/{certificate_id}",
+        "status": "PENDING_ACTIVATION",
+        "certificatePem": trust[certificate_id],
+    }
+    return 200, {"certificateDescription": description}
+
+
+def _describe_ca_certificate(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+    if match["id"] not in trust:
+        return 404, {"message": "CA certificate not found"}
+    return 200, {"certificateDescription": {"certificateId": match["id"], "certificatePem": trust[match["id"]]}}
+
+
+def _get_object(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+    if not match["key"].startswith("crl/"):
+        return 404, b"<Error><Code>NoSuchKey</Code></Error>"
+    return 200, trust["crl"].encode()
+
+
+def _empty(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+    return 200, {}
+
+
+# (method, path pattern) -> the operation and its answer: (status, JSON object or raw bytes).
+REST_ROUTES: list[tuple[str, re.Pattern[str], str, Callable[[re.Match[str], dict[str, str]], tuple[int, Any]]]] = [
+    ("GET", re.compile(r"/certificates/(?P<id>[0-9a-f]{64})"), "iot:DescribeCertificate", _describe_certificate),
+    ("GET", re.compile(r"/cacertificate/(?P<id>[0-9a-f]{64})"), "iot:DescribeCACertificate", _describe_ca_certificate),
+    ("PUT", re.compile(r"/certificates/(?P<id>[0-9a-f]{64})"), "iot:UpdateCertificate", _empty),
+    ("POST", re.compile(r"/things/(?P<name>[^/]+)"), "iot:CreateThing", _empty),
+    ("PUT", re.compile(r"/things/(?P<name>[^/]+)/principals"), "iot:AttachThingPrincipal", _empty),
+    ("PUT", re.compile(r"/target-policies/(?P<name>[^/]+)"), "iot:AttachPolicy", _empty),
+    ("PUT", re.compile(r"/thing-groups/addThingToThingGroup"), "iot:AddThingToThingGroup", _empty),
+    ("GET", re.compile(r"/(?P<bucket>[^/]+)/(?P<key>.+)"), "s3:GetObject", _get_object),
+]
 
 
 def operation_of(target: str | None) -> str:
@@ -51,7 +123,16 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _CountingServer
 
+    def do_GET(self) -> None:
+        self._rest("GET")
+
+    def do_PUT(self) -> None:
+        self._rest("PUT")
+
     def do_POST(self) -> None:
+        if self.headers.get("X-Amz-Target") is None:
+            self._rest("POST")
+            return
         request_body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         operation = operation_of(self.headers.get("X-Amz-Target"))
         self.server.count(operation)
@@ -66,6 +147,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(400, {"__type": "SerializationException", "message": "request body is not JSON"})
             return
         self._reply(200, responder(request))
+
+    def _rest(self, method: str) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        path = urlsplit(self.path).path
+        for route_method, pattern, operation, answer in REST_ROUTES:
+            match = pattern.fullmatch(path)
+            if route_method == method and match is not None:
+                self.server.count(operation)
+                status, payload = answer(match, self.server.trust)
+                if isinstance(payload, bytes):
+                    self._reply_bytes(status, payload, "application/octet-stream")
+                else:
+                    self._reply_bytes(status, json.dumps(payload).encode(), "application/json")
+                return
+        self.server.count(f"unknown:{method} {path}")
+        self._reply_bytes(400, json.dumps({"message": f"The stub does not answer {method} {path}"}).encode(), "application/json")
+
+    def _reply_bytes(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.send_header("ETag", '"' + hashlib.md5(body).hexdigest() + '"')
+        self.end_headers()
+        self.wfile.write(body)
 
     def _reply(self, status: int, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()
@@ -87,6 +193,7 @@ class _CountingServer(ThreadingHTTPServer):
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.trust = _trust_material()
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
 

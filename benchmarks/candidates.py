@@ -1,4 +1,8 @@
-"""What is measured: the baseline and every function of `functions/`, each with the SQS batch it handles."""
+"""What is measured: the baseline and every function of `functions/`, each with its own event from `events/`.
+
+A function fed by SQS (its samples are SQS events) gets a batch mixing its valid samples; a function invoked
+synchronously (the pre-provisioning hook: its samples are the request itself) gets its first valid sample, in
+name order, for the cold start and every warm invocation."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from itertools import chain, zip_longest
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -16,7 +20,14 @@ BENCHMARKS_DIR = Path(__file__).resolve().parent
 BASELINE = "baseline"
 # Sample files of records a function rejects: a batch of them measures the dead-letter path, not the usual one.
 MALFORMED_SAMPLES = "malformed*.json"
+# Functions whose samples are mostly the cases they turn down: measured on the path of their purpose only
+# (for the activation, a new device: what "AWS calls per event" must keep at 6).
+MEASURED_SAMPLES = {"activate_certificate": ("new.json",)}
 _MESSAGE_IDS = uuid.UUID("6f1c33a4-5b8e-4a55-9d39-5ad1b0a1c0de")
+
+# How Lambda delivers the event: "sqs", an event source mapping's batches (redelivering failed records);
+# "invoke", one synchronous invocation per event (as IoT invokes the pre-provisioning hook).
+Trigger = Literal["sqs", "invoke"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +37,8 @@ class Candidate:
     packages: tuple[str, ...]  # the packages of source_root in the asset (Lambda's /var/task)
     handler: str  # "package.module.function", as Lambda's _HANDLER
     uses_layer: bool  # whether the dependency layer (functions/requirements.txt) is attached
-    batch: dict[str, Any]  # the SQS event of its cold start and of every warm invocation
+    event: dict[str, Any]  # the event of its cold start and of every warm invocation
+    trigger: Trigger = "sqs"
 
     @property
     def is_baseline(self) -> bool:
@@ -37,33 +49,51 @@ def discover_functions() -> list[str]:
     return sorted(path.parent.name for path in FUNCTIONS_DIR.glob("*/handler.py"))
 
 
-def function_candidate(name: str, batch: dict[str, Any]) -> Candidate:
+def function_candidate(name: str, event: dict[str, Any], trigger: Trigger = "sqs") -> Candidate:
     # The deployed asset holds the function's package and the shared ones; the other functions' packages are
     # on the path too here, which costs nothing: nothing imports them.
     packages = tuple(sorted(path.parent.name for path in FUNCTIONS_DIR.glob("*/__init__.py")))
-    return Candidate(name, FUNCTIONS_DIR, packages, f"{name}.handler.handler", uses_layer=True, batch=batch)
+    handler = f"{name}.handler.handler"
+    return Candidate(name, FUNCTIONS_DIR, packages, handler, uses_layer=True, event=event, trigger=trigger)
 
 
-def baseline_candidate(batch: dict[str, Any]) -> Candidate:
+def baseline_candidate(event: dict[str, Any]) -> Candidate:
     handler = f"{BASELINE}.handler.handler"
-    return Candidate(BASELINE, BENCHMARKS_DIR, (BASELINE,), handler, uses_layer=False, batch=batch)
+    return Candidate(BASELINE, BENCHMARKS_DIR, (BASELINE,), handler, uses_layer=False, event=event)
 
 
 def all_candidates(batch_size: int) -> list[Candidate]:
-    """The baseline first, then the functions; the baseline handles a batch as big as theirs."""
-    functions = [function_candidate(name, valid_batch(name, batch_size)) for name in discover_functions()]
+    """The baseline first, then the functions, each with its own event; the baseline handles a batch as big as
+    the SQS functions' (it ignores its event: its cost is the same whatever it gets)."""
+    functions = [own_candidate(name, batch_size) for name in discover_functions()]
     if not functions:
         raise RuntimeError(f"No function in {FUNCTIONS_DIR} (a folder with handler.py)")
-    return [baseline_candidate(functions[0].batch), *functions]
+    sqs_functions = [candidate for candidate in functions if candidate.trigger == "sqs"]
+    return [baseline_candidate((sqs_functions or functions)[0].event), *functions]
+
+
+def own_candidate(function: str, batch_size: int) -> Candidate:
+    samples = valid_samples(function)
+    first = json.loads(samples[0].read_text())
+    if isinstance(first, dict) and "Records" in first:
+        return function_candidate(function, valid_batch(function, batch_size), "sqs")
+    return function_candidate(function, first, "invoke")
+
+
+def valid_samples(function: str) -> list[Path]:
+    """The function's sample files, but the malformed ones, in name order."""
+    if function in MEASURED_SAMPLES:
+        return [EVENTS_DIR / function / name for name in MEASURED_SAMPLES[function]]
+    samples = sorted(set((EVENTS_DIR / function).glob("*.json")) - set((EVENTS_DIR / function).glob(MALFORMED_SAMPLES)))
+    if not samples:
+        raise RuntimeError(f"No sample events for {function} in {EVENTS_DIR / function}")
+    return samples
 
 
 def valid_batch(function: str, size: int) -> dict[str, Any]:
     """A batch of `size` records taken in turn from each sample file of the function (not the malformed ones),
     so that it mixes the kinds of events the function gets, as a real batch does."""
-    samples = sorted(set((EVENTS_DIR / function).glob("*.json")) - set((EVENTS_DIR / function).glob(MALFORMED_SAMPLES)))
-    if not samples:
-        raise RuntimeError(f"No sample events for {function} in {EVENTS_DIR / function}")
-    per_file = [json.loads(path.read_text())["Records"] for path in samples]
+    per_file = [json.loads(path.read_text())["Records"] for path in valid_samples(function)]
     interleaved = [record for record in chain.from_iterable(zip_longest(*per_file)) if record is not None]
     records = [interleaved[i % len(interleaved)] for i in range(size)]
     return sqs_batch(function, records)

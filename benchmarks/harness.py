@@ -33,6 +33,12 @@ STACK_ENVIRONMENT = {
     "CONNECTIVITY_TABLE": "DeviceBackend-Connectivity",
     "SUBSCRIPTIONS_TABLE": "DeviceBackend-Subscriptions",
     "INVENTORY_TABLE": "DeviceBackend-Inventory",
+    "ALLOW_LIST_TABLE": "DeviceBackend-AllowList",
+    "TRUST_BUCKET": "devicebackend-trustbucket",
+    "TRUST_REFRESH_SECONDS": "300",
+    "REQUIRE_ALLOW_LIST": "false",
+    "DEVICE_POLICY_NAME": "iot_backend_device",
+    "FLEET_THING_GROUP": "iot_backend_fleet",
     "DEAD_LETTER_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/DeviceBackend-DeadLetters",
 }
 
@@ -122,7 +128,7 @@ def run_child(
     write_bytecode: bool = False,
     python_options: Sequence[str] = (),
 ) -> ChildResult:
-    """One execution environment of `candidate`: a cold start, then `warm_invocations` more batches."""
+    """One execution environment of `candidate`: a cold start, then `warm_invocations` more events."""
     result_path = image.root / f"result-{candidate.name}.json"
     result_path.unlink(missing_ok=True)
     settings = {
@@ -132,12 +138,13 @@ def run_child(
         "handler": candidate.handler,
         "function_name": f"DeviceBackend-{candidate.name}",
         "warm_invocations": warm_invocations,
+        "trigger": candidate.trigger,
         "first_event_records": first_event_records,
         "result_path": str(result_path),
     }
     completed = subprocess.run(
         [sys.executable, *CHILD_ISOLATION, *python_options, str(CHILD_SCRIPT), json.dumps(settings)],
-        input=json.dumps(candidate.batch).encode(),
+        input=json.dumps(candidate.event).encode(),
         stdout=subprocess.DEVNULL,  # the function's logs and metrics (EMF), which go to CloudWatch on Lambda
         stderr=subprocess.PIPE,
         env=lambda_environment(candidate, image, aws.endpoint_url, write_bytecode),

@@ -1,9 +1,11 @@
-"""One Lambda execution environment: a cold start (import the handler, handle the first batch), then warm calls.
+"""One Lambda execution environment: a cold start (import the handler, handle the first event), then warm calls.
 
-Run as a script by the harness, never imported: `python -S -P lambda_child.py '<settings JSON>' < batch.json`.
+Run as a script by the harness, never imported: `python -S -P lambda_child.py '<settings JSON>' < event.json`.
 Settings: code_root, layers, runtime_packages, handler ("package.module.function", as Lambda's _HANDLER),
-function_name, warm_invocations, first_event_records (how many records of the batch the first event carries),
-result_path. The result is written as JSON to result_path; stdout is the
+function_name, warm_invocations, trigger ("sqs": the event is an SQS batch, delivered as an event source
+mapping does; "invoke": the event is handed to the handler as it is, one synchronous invocation each, as IoT
+invokes the pre-provisioning hook), first_event_records (sqs: how many records of the batch the first event
+carries), result_path. The result is written as JSON to result_path; stdout is the
 function's log stream, as on Lambda.
 
 Until the handler is imported this file uses the standard library only, and only modules that boto3 imports
@@ -84,6 +86,23 @@ class EventSourceMapping:
         return {failure["itemIdentifier"] for failure in failures}
 
 
+class SynchronousInvoker(EventSourceMapping):
+    """Hands each event to the handler once, as a synchronous invocation: one event, one call, one record."""
+
+    def deliver(self, batch: dict[str, Any]) -> None:
+        self.batches += 1
+        self.records += 1
+        self.handler_calls += 1
+        context = LambdaContext(self.function_name, self.handler_calls)
+        start = time.perf_counter()
+        self.handler(batch, context)
+        end = time.perf_counter()
+        if self.first_return is None:
+            self.first_return = (end, time.process_time())
+        self.call_ms.append((end - start) * 1000)
+        self.call_records.append(1)
+
+
 def load_handler(spec: str) -> Handler:
     module_name, _, function_name = spec.rpartition(".")
     return getattr(importlib.import_module(module_name), function_name)
@@ -105,8 +124,12 @@ def main() -> None:
 
     handler = load_handler(settings["handler"])
     init_ms = (time.perf_counter() - WALL_START) * 1000
-    mapping = EventSourceMapping(handler, settings["function_name"])
-    mapping.deliver({**batch, "Records": batch["Records"][: settings["first_event_records"]]})
+    if settings.get("trigger", "sqs") == "invoke":
+        mapping = SynchronousInvoker(handler, settings["function_name"])
+        mapping.deliver(batch)
+    else:
+        mapping = EventSourceMapping(handler, settings["function_name"])
+        mapping.deliver({**batch, "Records": batch["Records"][: settings["first_event_records"]]})
     assert mapping.first_return is not None
     first_return_wall, first_return_cpu = mapping.first_return
     cold_wall_ms = (first_return_wall - WALL_START) * 1000

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 
 import boto3
 import botocore.session
+from moto.core import config as moto_config
 from moto.server import ThreadedMotoServer
 
 from local_runtime.account import ACCOUNT_ID, CREDENTIALS, REGION
@@ -34,11 +35,12 @@ TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
 TOPIC = "AWS::SNS::Topic"
 SUBSCRIPTION = "AWS::SNS::Subscription"
+BUCKET = "AWS::S3::Bucket"
 THING_GROUP = "AWS::IoT::ThingGroup"
 IOT_POLICY = "AWS::IoT::Policy"
 LOG_GROUP = "AWS::Logs::LogGroup"
 TOPIC_RULE = "AWS::IoT::TopicRule"
-CREATED_TYPES = (TABLE, QUEUE, TOPIC, SUBSCRIPTION, THING_GROUP, IOT_POLICY)
+CREATED_TYPES = (TABLE, QUEUE, TOPIC, SUBSCRIPTION, BUCKET, THING_GROUP, IOT_POLICY)
 NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP, TOPIC_RULE)
 # Subscriptions whose messages would leave this machine: created, never delivered.
 _UNDELIVERED_PROTOCOLS = {"email", "email-json", "http", "https", "sms", "application", "firehose"}
@@ -62,6 +64,9 @@ _NO_LOCAL_EFFECT = {
     "DeliveryStatusLogging": "no CloudWatch here",
     "SignatureVersion": "no message signing here",
     "DisplayName": "display names change nothing here",
+    "BucketEncryption": "encryption at rest changes nothing here",
+    "PublicAccessBlockConfiguration": "nothing is public here",
+    "OwnershipControls": "no ACLs here",
 }
 _TABLE_PROPERTIES = {
     "TableName", "KeySchema", "AttributeDefinitions", "BillingMode", "ProvisionedThroughput",
@@ -76,6 +81,8 @@ _TOPIC_PROPERTIES = {"TopicName", "Subscription"}
 _SUBSCRIPTION_PROPERTIES = {
     "TopicArn", "Protocol", "Endpoint", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "Region",
 }  # fmt: skip
+_BUCKET_PROPERTIES = {"BucketName", "VersioningConfiguration"}
+_BUCKET_NAME_LENGTH = 63
 _THING_GROUP_PROPERTIES = {"ThingGroupName", "ThingGroupProperties", "ParentGroupName", "QueryString"}
 _POLICY_PROPERTIES = {"PolicyName", "PolicyDocument"}
 # SQS queue names are at most 80 characters; CloudFormation shortens its generated names the same way.
@@ -120,6 +127,7 @@ class EmbeddedAws:
         self._server: ThreadedMotoServer | None = None
         self._clients: dict[str, Any] = {}
         self._holds_process_lock = False
+        self._iot_config: Any = None
 
     def __enter__(self) -> EmbeddedAws:
         if not _one_per_process.acquire(blocking=False):
@@ -161,6 +169,10 @@ class EmbeddedAws:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # Port 0: the kernel picks a free port as it binds the server's socket, so no other process can take
         # the port between finding it and using it.
+        # Certificate ids as AWS computes them (the SHA-256 of the DER), so that they match IoT's events. moto's
+        # server takes this setting only in process (its config API has no iot section); restored on stop.
+        self._iot_config = moto_config.default_user_config.get("iot")
+        moto_config.default_user_config["iot"] = {"use_valid_cert": True}
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, self.port = self._server.get_host_and_port()
@@ -173,6 +185,7 @@ class EmbeddedAws:
             if self._server is not None:
                 self._server.stop()  # werkzeug's serve_forever closes the listening socket as it returns
                 self._server = None
+                moto_config.default_user_config["iot"] = self._iot_config or {"use_valid_cert": False}
         finally:
             if self._holds_process_lock:
                 self._holds_process_lock = False
@@ -189,6 +202,7 @@ class EmbeddedAws:
             QUEUE: self._create_queue,
             TOPIC: self._create_topic,
             SUBSCRIPTION: self._create_subscription,
+            BUCKET: self._create_bucket,
             THING_GROUP: self._create_thing_group,
             IOT_POLICY: self._create_policy,
             FUNCTION: self._name_function,
@@ -320,6 +334,26 @@ class EmbeddedAws:
             )
             return f"{topic_arn}:{resource.logical_id}-{index}"
         raise NotEmulated(f"{resource.label}: SNS subscriptions of protocol {protocol} are not emulated")
+
+    def _create_bucket(self, resource: Resource) -> Physical:
+        properties = self._properties(resource, _BUCKET_PROPERTIES)
+        default = f"{self.stack.name}-{resource.logical_id}".lower()[:_BUCKET_NAME_LENGTH]
+        name = properties.get("BucketName", default)
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+        if "VersioningConfiguration" in properties:
+            s3.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration={"Status": properties["VersioningConfiguration"]["Status"]}
+            )
+        arn = f"arn:aws:s3:::{name}"
+        return Physical(
+            ref=name,
+            attributes={
+                "Arn": arn,
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com",
+            },
+        )
 
     def _create_thing_group(self, resource: Resource) -> Physical:
         properties = self._properties(resource, _THING_GROUP_PROPERTIES)

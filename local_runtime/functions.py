@@ -23,6 +23,7 @@ from local_runtime.assembly import FunctionSpec, select_function
 from local_runtime.cloud import EmbeddedAws
 from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.lambda_runtime import link_runtime_packages
+from local_runtime.native_packages import link_native_builds
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 INIT_PHASE_LIMIT_S = 10  # as worker.INIT_PHASE_LIMIT_MS: Lambda's own limit for a function's initialization
@@ -259,6 +260,8 @@ class LocalFunctions:
         self._workdir = workdir
         self._runtime_packages = link_runtime_packages(workdir / "runtime-packages")
         self._functions: dict[str, LocalFunction] = {}
+        # Per function: the layer distributions built for Lambda's platform that run as this machine's build.
+        self.native_builds: dict[str, list[str]] = {}
 
     def get(self, name: str) -> LocalFunction:
         """The function named by friendly name, logical id or CDK path; a function that cannot run is refused."""
@@ -298,17 +301,20 @@ class LocalFunctions:
             runtime_dir=self._runtime_packages,
         )
         layers = [
-            str(path)
+            path
             # Lambda extracts the layers into /opt in order, a later one overwriting an earlier one's files.
             for layer in reversed(spec.layer_dirs)
             for path in (layer / "python" / "lib" / spec.runtime / "site-packages", layer / "python")
         ]
+        overlay = self._workdir / f"{spec.logical_id}.native"
+        self.native_builds[spec.name] = link_native_builds([path for path in layers if path.is_dir()], overlay)
+        native = [str(overlay)] if self.native_builds[spec.name] else []
         return LocalFunction(
             spec,
             physical.ref,
             physical.attributes["Arn"],
             environment,
-            python_path=[str(spec.code_dir), *layers, str(self._runtime_packages)],
+            python_path=[str(spec.code_dir), *native, *map(str, layers), str(self._runtime_packages)],
             log_path=self._workdir / f"{spec.logical_id}.log",
         )
 

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 from boto3.dynamodb.types import TypeDeserializer
 
 from local_runtime.activity import Activity, AsyncInvoked, BatchDelivered, RuleFired
-from local_runtime.cloud import IOT_POLICY, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC
+from local_runtime.cloud import BUCKET, IOT_POLICY, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC
 from local_runtime.event_sources import queue_state
 from local_runtime.functions import Invocation
 from local_runtime.runtime import LocalRuntime
@@ -24,6 +24,7 @@ _TYPE_NAMES = {
     QUEUE: ("SQS queue", "SQS queues"),
     TOPIC: ("SNS topic", "SNS topics"),
     SUBSCRIPTION: ("SNS subscription", "SNS subscriptions"),
+    BUCKET: ("S3 bucket", "S3 buckets"),
     THING_GROUP: ("thing group", "thing groups"),
     IOT_POLICY: ("IoT policy", "IoT policies"),
 }
@@ -263,6 +264,9 @@ def startup_summary(runtime: LocalRuntime, *, with_event_flow: bool) -> str:
     for spec in runtime.function_specs:
         if spec.not_runnable:
             lines.append(f"    not runnable: {spec.logical_id}: {spec.not_runnable}")
+    native = sorted({build for builds in runtime.functions.native_builds.values() for build in builds})
+    if native:
+        lines.append(f"    compiled layer packages run as this machine's build of the same version: {', '.join(native)}")
     if with_event_flow:
         for mapping in runtime.event_sources.mappings:
             settings = f"batches of {mapping.batch_size}"

@@ -42,6 +42,16 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True)
+class OnboardingConfig:
+    # Bounded so that a flood of new devices stays inside IoT's control-plane quotas (UpdateCertificate
+    # about 10 TPS, AttachPolicy 15): each activation makes one call of each.
+    activation_batch_size: int = 5
+    activation_max_concurrency: int = 2
+    require_allow_list: bool = False
+    trust_refresh_seconds: int = 300
+
+
+@dataclass(frozen=True)
 class BackendConfig:
     name_prefix: str = "iot_backend"
     metrics_namespace: str = "IotDeviceBackend"
@@ -52,6 +62,7 @@ class BackendConfig:
     max_receive_count: int = 5
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    onboarding: OnboardingConfig = field(default_factory=OnboardingConfig)
 
 
 def _integer(low: int, high: int) -> Callable[[Any], int]:
@@ -100,7 +111,8 @@ def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
 _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "namePrefix": (
         ("name_prefix",),
-        _matching(r"[A-Za-z][A-Za-z0-9_]{0,39}", "1-40 letters, digits or '_', starting with a letter (IoT rule names)"),
+        # 30: the fleet-provisioning template is named <prefix>_fleet, and template names allow 36 characters.
+        _matching(r"[A-Za-z][A-Za-z0-9_]{0,29}", "1-30 letters, digits or '_', starting with a letter (IoT names)"),
     ),
     "metricsNamespace": (
         ("metrics_namespace",),
@@ -117,6 +129,10 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "presence.trackSubscriptions": (("presence", "track_subscriptions"), _boolean),
     "registry.batchSize": (("registry", "batch_size"), _integer(1, 10)),
     "registry.maxConcurrency": (("registry", "max_concurrency"), _integer(2, 1000)),
+    "onboarding.activationBatchSize": (("onboarding", "activation_batch_size"), _integer(1, 10)),
+    "onboarding.activationMaxConcurrency": (("onboarding", "activation_max_concurrency"), _integer(2, 10)),
+    "onboarding.requireAllowList": (("onboarding", "require_allow_list"), _boolean),
+    "onboarding.trustRefreshSeconds": (("onboarding", "trust_refresh_seconds"), _integer(0, 3600)),
 }
 
 SETTING_KEYS = tuple(PREFIX + name for name in _SETTINGS)
@@ -127,7 +143,7 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
     unknown = sorted(key for key in context if key.startswith(PREFIX) and key[len(PREFIX) :] not in _SETTINGS)
     if unknown:
         raise ConfigError(f"Unknown context key {unknown[0]!r}; the keys are: {', '.join(SETTING_KEYS)}")
-    sections: dict[str, dict[str, Any]] = {"": {}, "presence": {}, "registry": {}}
+    sections: dict[str, dict[str, Any]] = {"": {}, "presence": {}, "registry": {}, "onboarding": {}}
     for name, (path, parse) in _SETTINGS.items():
         key = PREFIX + name
         if key not in context:
@@ -141,5 +157,6 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
     return BackendConfig(
         presence=PresenceConfig(**sections["presence"]),
         registry=RegistryConfig(**sections["registry"]),
+        onboarding=OnboardingConfig(**sections["onboarding"]),
         **sections[""],
     )

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.config import BackendConfig
 from stacks.lifecycle import Presence, RegistryInventory
+from stacks.onboarding import Onboarding
 from stacks.platform import Platform
 
 
@@ -18,3 +19,4 @@ class DeviceBackendStack(Stack):
         self.platform = Platform(self, "Platform", config=config)
         self.presence = Presence(self, "Presence", platform=self.platform)
         self.registry = RegistryInventory(self, "Registry", platform=self.platform)
+        self.onboarding = Onboarding(self, "Onboarding", platform=self.platform)

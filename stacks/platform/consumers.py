@@ -40,6 +40,7 @@ def queue_consumer(
     batch_size: int,
     max_concurrency: int,
     purpose: str,
+    environment: dict[str, str] | None = None,
 ) -> QueueConsumer:
     """Buffered queues (construct id -> delivery delay) -> SQS batches with partial-failure reporting and
     bounded concurrency -> the function of `package`, which may UpdateItem in `tables` (environment variable
@@ -61,6 +62,7 @@ def queue_consumer(
         environment={
             **{variable: table.table_name for variable, table in tables.items()},
             "DEAD_LETTER_QUEUE_URL": dead_letters.queue.queue_url,
+            **(environment or {}),
         },
         timeout=TIMEOUT,
     ).function

@@ -38,7 +38,7 @@ def test_counts_a_functions_calls_by_operation(tmp_path: Path) -> None:
     candidate = function_candidate("track_presence", sqs_batch("track_presence", sample["Records"]))
     with AwsStub() as aws:
         image = build_image(tmp_path, [candidate])
-        result = run_child(candidate, image, aws, warm_invocations=1, first_event_records=len(candidate.batch["Records"]))
+        result = run_child(candidate, image, aws, warm_invocations=1, first_event_records=len(candidate.event["Records"]))
         assert aws.take_counts() == {}  # taken by run_child: nothing is left to put down to the next child
     assert result.aws_calls == {"sqs:SendMessage": 2 * malformed, "dynamodb:UpdateItem": 2 * (len(bodies) - malformed)}
     assert result.measurements["handler_calls"] == result.measurements["batches"] == 2
@@ -51,12 +51,14 @@ def test_answers_as_botocore_expects() -> None:
         dynamodb.update_item(TableName="t", Key={"pk": {"S": "a"}}, UpdateExpression="SET #n = :v",
                              ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":v": {"N": "1"}})
         sent = sqs.send_message(QueueUrl=QUEUE_URL, MessageBody="not JSON")
+        found = dynamodb.get_item(TableName="t", Key={"pk": {"S": "a"}}, ConsistentRead=True)
         with pytest.raises(dynamodb.exceptions.ClientError, match="UnknownOperationException"):
-            dynamodb.get_item(TableName="t", Key={"pk": {"S": "a"}})
+            dynamodb.delete_item(TableName="t", Key={"pk": {"S": "a"}})
         counts = aws.take_counts()
     assert sent["MD5OfMessageBody"] == hashlib.md5(b"not JSON").hexdigest()
     assert sent["MessageId"]
-    assert counts == {"dynamodb:UpdateItem": 1, "sqs:SendMessage": 1, "dynamodb:GetItem": 1}
+    assert found["Item"] == {"pk": {"S": "a"}}
+    assert counts == {"dynamodb:UpdateItem": 1, "sqs:SendMessage": 1, "dynamodb:GetItem": 1, "dynamodb:DeleteItem": 1}
 
 
 def test_stops_even_when_the_run_fails() -> None:

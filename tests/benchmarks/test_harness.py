@@ -12,6 +12,8 @@ from benchmarks import __main__ as cli
 from benchmarks.candidates import all_candidates, discover_functions
 from benchmarks.harness import CHILD_SCRIPT, Settings
 from benchmarks.report import PRESENCE, Outcome, Summary, check_targets
+from events import load_event
+from pre_provisioning_hook.models import parse_request
 from track_presence.models import parse_lifecycle_event
 
 
@@ -36,15 +38,24 @@ def test_child_bootstrap_imports_only_the_standard_library() -> None:
 def test_batches_are_full_of_distinct_valid_events() -> None:
     candidates = all_candidates(batch_size=10)
     assert [c.name for c in candidates[1:]] == discover_functions()
-    for candidate in candidates:
-        records = candidate.batch["Records"]
+    for candidate in [c for c in candidates if c.trigger == "sqs"]:
+        records = candidate.event["Records"]
         assert len(records) == 10
         assert len({record["messageId"] for record in records}) == 10
     presence = next(c for c in candidates if c.name == PRESENCE)
-    for record in presence.batch["Records"]:
+    for record in presence.event["Records"]:
         parse_lifecycle_event(record["body"])  # raises MalformedEvent on a bad sample
-    event_types = {parse_lifecycle_event(record["body"]).eventType for record in presence.batch["Records"]}
+    event_types = {parse_lifecycle_event(record["body"]).eventType for record in presence.event["Records"]}
     assert event_types >= {"connected", "subscribed"}
+
+
+def test_the_pre_provisioning_hook_is_invoked_with_its_own_request_and_the_others_keep_their_batches() -> None:
+    candidates = {c.name: c for c in all_candidates(batch_size=10)}
+    hook = candidates["pre_provisioning_hook"]
+    assert hook.trigger == "invoke"
+    assert hook.event == load_event("pre_provisioning_hook/allowed")  # the path that reaches DynamoDB and allows
+    assert parse_request(hook.event).serial_number == "SN-000123"
+    assert {candidates[name].trigger for name in (PRESENCE, "track_inventory", "baseline")} == {"sqs"}
 
 
 def presence_summary(**changes: object) -> Summary:

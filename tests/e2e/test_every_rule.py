@@ -1,7 +1,7 @@
-"""Every topic rule of the app, end to end on the synthesized app: the rule's sample (the demo scenario's first
-raw message on its topic, as IoT Core publishes it) through the rule's real SQL, its action, the event source
-and the function, to the row it leaves. Then the proof that these checks catch broken rules: each rule's SQL
-broken the ways rules break (rule_mutants.py) must fail its check."""
+"""Every topic rule of the app, end to end on the synthesized app: the rule's sample (a raw message as IoT Core
+publishes it: the demo scenario's first on the rule's topics, or the JITR sample) through the rule's real SQL,
+its action, the event source and the function, to the row or thing it leaves. Then the proof that these checks
+catch broken rules: each rule's SQL broken the ways rules break (rule_mutants.py) must fail its check."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Any, Callable
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
+from events import sqs_bodies
 from local_runtime import LocalRuntime
 from local_runtime.scenario import Publish, load_scenario
 from local_runtime.topics import TopicFilter
+from tests import jitr_samples
 from tests.e2e.rule_mutants import assembly_with_sql, mutants
 from tests.e2e.test_fleet_morning import SCENARIO
 
@@ -24,8 +26,12 @@ Tables = dict[str, list[dict[str, Any]]]
 
 
 def run_one(assembly: Path, message: Publish) -> tuple[Tables, list[str]]:
-    """Every table's items and the names of the rules that fired, after `message` alone went through."""
+    """Every table's items (and IoT's things, as the table "IotThings") and the names of the rules that fired,
+    after `message` alone went through."""
     with LocalRuntime(assembly, drain_timeout_s=30) as runtime:
+        if message.topic.startswith("$aws/events/certificates/registered/"):
+            [bucket] = [r.logical_id for r in runtime.cloud.created if r.type == "AWS::S3::Bucket"]
+            jitr_samples.install(runtime.cloud.client("iot"), runtime.cloud.client("s3"), runtime.cloud.physical[bucket].ref)
         fired = runtime.publish(message.topic, message.payload, message.client_id)
         runtime.drain()
         dynamodb = runtime.cloud.client("dynamodb")
@@ -37,6 +43,8 @@ def run_one(assembly: Path, message: Publish) -> tuple[Tables, list[str]]:
             for resource in runtime.cloud.created
             if resource.type == "AWS::DynamoDB::Table"
         }
+        iot = runtime.cloud.client("iot")
+        tables["IotThings"] = [iot.describe_thing(thingName=t["thingName"]) for t in iot.list_things()["things"]]
         failed = [f.rule for f in fired if f.sql_error or any(a.error for a in f.actions)]
     assert not failed, f"rules failed: {failed}"
     return tables, [f.rule for f in fired]
@@ -93,6 +101,12 @@ def membership(tables: Tables, event: dict[str, Any]) -> None:
     )  # fmt: skip
 
 
+def activated(tables: Tables, event: dict[str, Any]) -> None:
+    thing = only_item(tables, "IotThings")
+    assert thing["thingName"] == "greenhouse-sensor-0001"
+    assert thing["attributes"]["caCertificateId"] == event["caCertificateId"]
+
+
 # What each rule of the app must do with its sample. A rule added to the app without a check here fails
 # test_every_rule_of_the_app_has_an_end_to_end_check.
 CHECKS: dict[str, Callable[[Tables, dict[str, Any]], None]] = {
@@ -102,6 +116,7 @@ CHECKS: dict[str, Callable[[Tables, dict[str, Any]], None]] = {
     "registry_things": thing,
     "registry_thing_groups": thing_group,
     "registry_group_memberships": membership,
+    "onboarding_certificates_registered": activated,
 }
 
 
@@ -116,9 +131,11 @@ def app_rules(assembly: Path) -> dict[str, tuple[str, str]]:
 
 
 def sample(sql: str) -> Publish:
-    """The first message of the demo scenario on the topics of `sql`'s FROM filter."""
+    """The first message of the demo scenario on the topics of `sql`'s FROM filter, or the JITR sample."""
     topic_filter = TopicFilter.parse(sql.split("'")[1], sql)
-    steps = [step for step in load_scenario(SCENARIO) if isinstance(step, Publish)]
+    [registered] = sqs_bodies("activate_certificate/new")
+    jitr = Publish(f"$aws/events/certificates/registered/{registered['caCertificateId']}", json.dumps(registered).encode())
+    steps = [step for step in load_scenario(SCENARIO) if isinstance(step, Publish)] + [jitr]
     return next(step for step in steps if topic_filter.matches(step.topic))
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
 
@@ -73,7 +74,8 @@ def create_table(client: Any, name: str, *keys: str) -> str:
     return name
 
 
-PACKAGES = ("track_presence", "track_inventory", "event_processing")
+# Every package of functions/: a cold start imports each of them again.
+PACKAGES = tuple(path.parent.name for path in (Path(__file__).parents[2] / "functions").glob("*/__init__.py"))
 
 
 def _import_fresh(module: str) -> ModuleType:

@@ -40,6 +40,26 @@ def test_cdk_nag_findings_are_acknowledged_only_where_reviewed_and_with_reasons(
             "/DeviceBackend/AWS679f53fac002430cb0da5b7982bd2287",
             "Annotation::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
         ),
+        (
+            "/DeviceBackend/Onboarding/FleetProvisioning/ProvisioningRole",
+            "Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:thing/*]",
+        ),
+        (
+            "/DeviceBackend/Onboarding/FleetProvisioning/ProvisioningRole",
+            "Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:cert/*]",
+        ),
+        ("/DeviceBackend/Onboarding/Activation/TrustBucket", "Annotation::AwsSolutions-S1"),
+        *(
+            (
+                "/DeviceBackend/Onboarding/Activation/ActivateCertificate/Role",
+                f"Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:{arn}]",
+            )
+            for arn in ("cert/*", "cacert/*", "thing/*")
+        ),
+        (
+            "/DeviceBackend/Onboarding/Activation/ActivateCertificate/Role",
+            "Annotation::AwsSolutions-IAM5[Resource::<OnboardingActivationTrustBucket74C6FFA6.Arn>/crl/*]",
+        ),
     }
     assert all(len(reason) > 60 for reason in acknowledged.values())
 

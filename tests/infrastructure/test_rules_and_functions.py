@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from tests.infrastructure.conftest import cdk_path, find, resources
@@ -25,7 +26,7 @@ def _queue(template: dict, path_part: str) -> tuple[str, dict]:
 def test_every_rule_uses_sql_2016_03_23_a_valid_name_and_an_error_action_to_the_rule_error_queue(template):
     rule_errors, _ = _queue(template, "/Platform/RuleErrors/")
     rules = resources(template, "AWS::IoT::TopicRule")
-    assert len(rules) == 6
+    assert len(rules) == 7
     for rule in rules.values():
         properties = rule["Properties"]
         assert RULE_NAME.match(properties["RuleName"])
@@ -101,7 +102,8 @@ def test_every_dead_letter_queue_alarms_on_its_first_message(template):
         and alarm["Properties"]["Threshold"] == 1
         for dimension in alarm["Properties"]["Dimensions"]
     }
-    assert alarmed == {_queue(template, path)[0] for path in ("/RuleErrors/", "/Presence/DeadLetters/", "/Registry/DeadLetters/")}
+    dead_letters = ("/RuleErrors/", "/Presence/DeadLetters/", "/Registry/DeadLetters/", "/Activation/DeadLetters/")
+    assert alarmed == {_queue(template, path)[0] for path in dead_letters}
 
 
 def test_every_rule_alarms_when_it_loses_a_message(template):
@@ -116,16 +118,19 @@ def test_every_rule_alarms_when_it_loses_a_message(template):
 
 def test_consumers_take_sqs_batches_report_partial_failures_and_have_bounded_concurrency(template):
     mappings = resources(template, "AWS::Lambda::EventSourceMapping").values()
-    assert len(mappings) == 3
+    assert len(mappings) == 4
     for mapping in mappings:
-        properties = mapping["Properties"]
-        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert properties["BatchSize"] == 10
-    concurrency = {_ref(m["Properties"]["EventSourceArn"]): m["Properties"]["ScalingConfig"]["MaximumConcurrency"] for m in mappings}
-    assert concurrency == {
-        _queue(template, "/Presence/Events/")[0]: 10,
-        _queue(template, "/Presence/DelayedDisconnects/")[0]: 10,
-        _queue(template, "/Registry/Events/")[0]: 2,
+        assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    settings = {
+        _ref(m["Properties"]["EventSourceArn"]): (m["Properties"]["BatchSize"], m["Properties"]["ScalingConfig"]["MaximumConcurrency"])
+        for m in mappings
+    }
+    assert settings == {
+        _queue(template, "/Presence/Events/")[0]: (10, 10),
+        _queue(template, "/Presence/DelayedDisconnects/")[0]: (10, 10),
+        _queue(template, "/Registry/Events/")[0]: (10, 2),
+        # IoT's UpdateCertificate quota is about 10 calls a second: two activations at a time, 5 devices each.
+        _queue(template, "/Activation/Registrations/")[0]: (5, 2),
     }
 
 
@@ -238,7 +243,39 @@ def test_with_subscription_tracking_off_there_is_no_subscriptions_rule_or_table(
     )
     template = Template.from_stack(app.node.find_child(STACK_NAME)).to_json()
     rule_names = {rule["Properties"]["RuleName"] for rule in resources(template, "AWS::IoT::TopicRule").values()}
-    assert "iot_backend_presence_subscriptions" not in rule_names and len(rule_names) == 5
+    assert "iot_backend_presence_subscriptions" not in rule_names and len(rule_names) == 6
     assert not [t for t in resources(template, "AWS::DynamoDB::Table").values() if "/Subscriptions/" in cdk_path(t)]
     _, function = find(template, "AWS::Lambda::Function", "/Presence/TrackPresence/")
     assert "SUBSCRIPTIONS_TABLE" not in function["Properties"]["Environment"]["Variables"]
+
+
+def test_jitr_sends_certificate_registrations_to_the_activation_queue(template):
+    registrations, _ = _queue(template, "/Activation/Registrations/")
+    payload = _rule(template, "iot_backend_onboarding_certificates_registered")
+    assert payload["Sql"] == "SELECT * FROM '$aws/events/certificates/registered/+'"
+    (action,) = payload["Actions"]
+    assert _ref(action["Sqs"]["QueueUrl"]) == registrations
+
+
+def test_the_activation_may_call_only_the_iot_and_s3_actions_it_uses_on_their_narrowest_resources(template):
+    _, function = find(template, "AWS::Lambda::Function", "/Activation/ActivateCertificate/")
+    role = _ref(function["Properties"]["Role"])
+    [policy] = [p for p in resources(template, "AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]]
+    granted = {}
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources_ = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for action in actions:
+            granted.setdefault(action, []).extend(json.dumps(r) for r in resources_)
+    assert set(granted) == {
+        "iot:DescribeCertificate", "iot:UpdateCertificate", "iot:AttachThingPrincipal", "iot:AttachPolicy",
+        "iot:DescribeCACertificate", "iot:CreateThing", "iot:AddThingToThingGroup", "s3:GetObject",
+        "sqs:SendMessage", "logs:CreateLogStream", "logs:PutLogEvents",
+        # the event source mapping's, on the activation queue
+        "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    }  # fmt: skip
+    assert all(":cert/*" in r for r in granted["iot:UpdateCertificate"] + granted["iot:AttachPolicy"])
+    assert any("thinggroup/iot_backend_fleet" in r for r in granted["iot:AddThingToThingGroup"])
+    assert all("/crl/*" in r or "/allow-list.json" in r for r in granted["s3:GetObject"])
+    assert all('"*"' != r for rs in granted.values() for r in rs)

@@ -30,7 +30,7 @@ def test_command_line_strings_are_converted():
         ("deviceBackend.presence.disconnectDelaySeconds", "soon", "a whole number from 0 to 900"),
         ("deviceBackend.presence.disconnectDelaySeconds", 901, "a whole number from 0 to 900"),
         ("deviceBackend.presence.maxConcurrency", 1, "a whole number from 2 to 1000"),
-        ("deviceBackend.namePrefix", "iot-backend", "1-40 letters, digits or '_'"),
+        ("deviceBackend.namePrefix", "iot-backend", "1-30 letters, digits or '_'"),
         ("deviceBackend.logRetentionDays", 31, "one of 1, 3, 5, 7, 14, 30"),
         ("deviceBackend.logLevel", "LOUD", "one of DEBUG, INFO, WARNING, ERROR"),
         ("deviceBackend.retainData", "maybe", "true or false"),
