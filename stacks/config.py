@@ -7,8 +7,10 @@ Values given with `-c` arrive as strings and are converted.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 PREFIX = "deviceBackend."
@@ -42,6 +44,17 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True)
+class CertificateAuthority:
+    """A CA the app registers with IoT, with auto-registration on: its devices are onboarded by JITR (the
+    activation function checks each certificate) or JITP (IoT provisions them with the app's JITP template)."""
+
+    name: str  # names its construct
+    certificate: str  # PEM text
+    verification_certificate: str | None  # PEM text; None registers in SNI_ONLY mode (no proof of possession)
+    mode: str  # JITR or JITP
+
+
+@dataclass(frozen=True)
 class OnboardingConfig:
     # Bounded so that a flood of new devices stays inside IoT's control-plane quotas (UpdateCertificate
     # about 10 TPS, AttachPolicy 15): each activation makes one call of each.
@@ -49,6 +62,7 @@ class OnboardingConfig:
     activation_max_concurrency: int = 2
     require_allow_list: bool = False
     trust_refresh_seconds: int = 300
+    certificate_authorities: tuple[CertificateAuthority, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,56 @@ def _choice(*choices: Any) -> Callable[[Any], Any]:
     return parse
 
 
+_CA_KEYS = {"name", "certificate", "verificationCertificate", "mode"}
+_CA_ALLOWED = (
+    'a list of {"name": letters and digits, "certificate": a PEM file, "verificationCertificate": a PEM file or '
+    'null, "mode": "JITR" or "JITP"}, names unique'
+)
+
+
+def _pem_file(value: Any, base: Path) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(_CA_ALLOWED)
+    path = base / value
+    if not path.is_file():
+        raise ConfigError(f"{_CA_ALLOWED}; {value} is not a file (relative to {base})")
+    text = path.read_text()
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(f"{_CA_ALLOWED}; {value} holds no PEM certificate")
+    return text
+
+
+def _certificate_authorities(base: Path) -> Callable[[Any], tuple[CertificateAuthority, ...]]:
+    def parse(value: Any) -> tuple[CertificateAuthority, ...]:
+        if isinstance(value, str):  # -c deviceBackend.onboarding.certificateAuthorities='[...]'
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(_CA_ALLOWED) from None
+        if not isinstance(value, list):
+            raise ConfigError(_CA_ALLOWED)
+        authorities = []
+        for item in value:
+            if not isinstance(item, dict) or set(item) - _CA_KEYS or not {"name", "certificate", "mode"} <= set(item):
+                raise ConfigError(_CA_ALLOWED)
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,63}", str(item["name"])) or item["mode"] not in ("JITR", "JITP"):
+                raise ConfigError(_CA_ALLOWED)
+            verification = item.get("verificationCertificate")
+            authorities.append(
+                CertificateAuthority(
+                    name=item["name"],
+                    certificate=_pem_file(item["certificate"], base),
+                    verification_certificate=None if verification is None else _pem_file(verification, base),
+                    mode=item["mode"],
+                )
+            )
+        if len({authority.name for authority in authorities}) != len(authorities):
+            raise ConfigError(_CA_ALLOWED)
+        return tuple(authorities)
+
+    return parse
+
+
 def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value in (None, "") else parse(value)
 
@@ -133,6 +197,11 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "onboarding.activationMaxConcurrency": (("onboarding", "activation_max_concurrency"), _integer(2, 10)),
     "onboarding.requireAllowList": (("onboarding", "require_allow_list"), _boolean),
     "onboarding.trustRefreshSeconds": (("onboarding", "trust_refresh_seconds"), _integer(0, 3600)),
+    # Paths are relative to the project (where cdk.json is).
+    "onboarding.certificateAuthorities": (
+        ("onboarding", "certificate_authorities"),
+        _certificate_authorities(Path(__file__).resolve().parents[1]),
+    ),
 }
 
 SETTING_KEYS = tuple(PREFIX + name for name in _SETTINGS)

@@ -108,7 +108,7 @@ class FleetProvisioning(Construct):
             assumed_by=iam.ServicePrincipal(
                 "iot.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
             ),
-            description="Assumed by IoT to create what the fleet-provisioning template describes",
+            description="Assumed by IoT to create what the fleet-provisioning and JITP templates describe",
         )
         things = f"{base}:thing/*"  # names come from the allow-list: not known at deployment
         certificates = f"{base}:cert/*"  # created by the devices at provisioning time

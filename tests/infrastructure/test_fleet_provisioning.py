@@ -184,3 +184,29 @@ def test_a_name_prefix_too_long_for_a_template_name_fails_synth_clearly(tmp_path
     with pytest.raises(ConfigError, match="deviceBackend.namePrefix.*1-30 letters"):
         build_app(context={"deviceBackend.namePrefix": "a" * 31}, outdir=str(tmp_path))
     assert load_config({"deviceBackend.namePrefix": "a" * 30}).name_prefix == "a" * 30
+
+
+def test_cas_in_config_are_registered_with_auto_registration_and_jitp_ones_get_the_jitp_template(tmp_path):
+    from app import STACK_NAME, build_app
+
+    ca = "events/activate_certificate/public-certificates/ca.pem"
+    context = {
+        "deviceBackend.onboarding.certificateAuthorities": [
+            {"name": "Factory", "certificate": ca, "verificationCertificate": ca, "mode": "JITP"},
+            {"name": "Field", "certificate": ca, "verificationCertificate": None, "mode": "JITR"},
+        ]
+    }
+    build_app(context=context, outdir=str(tmp_path)).synth()
+    template = json.loads((tmp_path / f"{STACK_NAME}.template.json").read_text())
+    [jitp] = [r for r in template["Resources"].values() if r["Type"] == "AWS::IoT::ProvisioningTemplate" and r["Properties"]["TemplateType"] == "JITP"]
+    cas = {r["Metadata"]["aws:cdk:path"].split("/")[-1]: r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::IoT::CACertificate"}
+    assert set(cas) == {"Factory", "Field"}
+    for properties in cas.values():
+        assert (properties["Status"], properties["AutoRegistrationStatus"]) == ("ACTIVE", "ENABLE")
+    assert cas["Factory"]["RegistrationConfig"] == {"TemplateName": jitp["Properties"]["TemplateName"]}
+    assert cas["Factory"]["CertificateMode"] == "DEFAULT" and "VerificationCertificatePem" in cas["Factory"]
+    assert "RegistrationConfig" not in cas["Field"] and cas["Field"]["CertificateMode"] == "SNI_ONLY"
+    body = json.loads(jitp["Properties"]["TemplateBody"])
+    assert body["Resources"]["thing"]["Properties"]["ThingName"] == {"Ref": "AWS::IoT::Certificate::CommonName"}
+    assert body["Resources"]["certificate"]["Properties"]["Status"] == "ACTIVE"
+    assert body["Resources"]["policy"]["Properties"]["PolicyName"] == "iot_backend_device"

@@ -50,3 +50,33 @@ def test_an_unknown_key_is_an_error_listing_the_known_keys():
 
 def test_other_context_keys_are_not_ours_to_check():
     assert load_config({"@aws-cdk/core:newStyleStackSynthesis": True, "cli-telemetry": False}) == BackendConfig()
+
+
+CA_PEM = "events/activate_certificate/public-certificates/ca.pem"
+CAS = "deviceBackend.onboarding.certificateAuthorities"
+
+
+def test_certificate_authorities_are_read_with_their_pem_and_mode():
+    config = load_config({CAS: [{"name": "Factory", "certificate": CA_PEM, "verificationCertificate": None, "mode": "JITP"}]})
+    [authority] = config.onboarding.certificate_authorities
+    assert (authority.name, authority.mode, authority.verification_certificate) == ("Factory", "JITP", None)
+    assert authority.certificate.startswith("-----BEGIN CERTIFICATE-----")
+    as_string = load_config({CAS: json.dumps([{"name": "Factory", "certificate": CA_PEM, "mode": "JITR"}])})
+    assert as_string.onboarding.certificate_authorities[0].mode == "JITR"
+
+
+@pytest.mark.parametrize(
+    "authorities",
+    [
+        [{"name": "Factory", "certificate": CA_PEM, "mode": "MAGIC"}],
+        [{"name": "Factory", "certificate": "no/such/file.pem", "mode": "JITR"}],
+        [{"name": "Factory", "certificate": "README.md", "mode": "JITR"}],
+        [{"name": "bad name", "certificate": CA_PEM, "mode": "JITR"}],
+        [{"name": "A", "certificate": CA_PEM, "mode": "JITR"}, {"name": "A", "certificate": CA_PEM, "mode": "JITP"}],
+        [{"name": "Factory", "certificate": CA_PEM, "mode": "JITR", "extra": 1}],
+        {"name": "Factory"},
+    ],
+)
+def test_a_bad_certificate_authority_fails_naming_the_key(authorities):
+    with pytest.raises(ConfigError, match=f"Context key '{CAS}' .* it must be a list of"):
+        load_config({CAS: authorities})
