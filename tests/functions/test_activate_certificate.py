@@ -255,3 +255,23 @@ def test_throttling_on_every_iot_call_ends_with_every_device_activated_and_none_
             for b in bodies] == ["ACTIVE"] * 12  # fmt: skip
     assert jitr.things() == [f"throttled-{n:02d}" for n in range(12)]
     assert jitr.dead_letters() == []
+
+
+def test_a_thing_of_that_name_made_for_another_certificate_is_not_taken_over(jitr: Jitr) -> None:
+    # AWS's CreateThing refuses a second thing of the same name with other attributes (moto does not check).
+    from botocore.exceptions import ClientError
+
+    handler = _import_fresh("activate_certificate.handler")
+    jitr.handler = handler
+
+    def exists(**_: Any) -> None:
+        error = {"Error": {"Code": "ResourceAlreadyExistsException", "Message": "thing already exists"}}
+        raise ClientError(error, "CreateThing")
+
+    handler.iot.meta.events.register("before-call.iot.CreateThing", exists)
+    assert jitr.deliver("new") == {"batchItemFailures": []}
+    assert jitr.status("new") == "PENDING_ACTIVATION"
+    [message] = jitr.dead_letters()
+    assert message["MessageAttributes"]["rejectionReason"]["StringValue"] == (
+        "a thing named greenhouse-sensor-0001 already exists for another certificate; not activated"
+    )
