@@ -66,6 +66,33 @@ class OnboardingConfig:
 
 
 @dataclass(frozen=True)
+class AuthorizerConfig:
+    """The custom authorizer: devices present a signed token (a JWT) over MQTT (username/password), HTTP or
+    WebSocket (header or query string). Off until the operator gives the keys that verify the tokens."""
+
+    enabled: bool = False
+    token_key_name: str = "x-device-token"
+    # JWT verification: the operator's public keys (a JWKS file), pinned algorithm, issuer and audience.
+    jwt_keys: str | None = None  # JWKS text, read from the configured file
+    jwt_algorithm: str = "ES256"
+    jwt_issuer: str = "device-backend"
+    jwt_audience: str = "iot"
+    clock_skew_seconds: int = 60
+    keys_refresh_seconds: int = 300
+    # IoT's own check of the token's signature before it invokes the function (TokenSigningPublicKeys).
+    token_signing_public_keys: tuple[tuple[str, str], ...] = ()  # (key name, PEM text)
+    token_signing_disabled: bool = False
+    default_for_domain: bool = False  # a domain configuration whose default authorizer this is
+    # The topics a device may use, `{clientId}` standing for its own client ID (= its thing name); IoT policy
+    # wildcards (`*`) allowed. The same convention as the shared device policy of onboarding.
+    topics: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("publish", ("dt/*/{clientId}/*", "$aws/things/{clientId}/shadow/*")),
+        ("subscribe", ("cmd/*/{clientId}/*", "$aws/things/{clientId}/shadow/*")),
+        ("receive", ("cmd/*/{clientId}/*", "$aws/things/{clientId}/shadow/*")),
+    )
+
+
+@dataclass(frozen=True)
 class BackendConfig:
     name_prefix: str = "iot_backend"
     metrics_namespace: str = "IotDeviceBackend"
@@ -77,6 +104,7 @@ class BackendConfig:
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     onboarding: OnboardingConfig = field(default_factory=OnboardingConfig)
+    authorizer: AuthorizerConfig = field(default_factory=AuthorizerConfig)
 
 
 def _integer(low: int, high: int) -> Callable[[Any], int]:
@@ -167,6 +195,70 @@ def _certificate_authorities(base: Path) -> Callable[[Any], tuple[CertificateAut
     return parse
 
 
+def _text_file(kind: str, check: Callable[[str], bool], base: Path) -> Callable[[Any], str | None]:
+    def parse(value: Any) -> str | None:
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str) or not (base / value).is_file():
+            raise ConfigError(f"a path (from the project folder) of {kind}, or null")
+        text = (base / value).read_text()
+        if not check(text):
+            raise ConfigError(f"a path (from the project folder) of {kind}; {value} is not one")
+        return text
+
+    return parse
+
+
+def _jwks(text: str) -> bool:
+    try:
+        keys = json.loads(text).get("keys")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(keys, list) and bool(keys) and all(isinstance(key, dict) and "kty" in key for key in keys)
+
+
+def _signing_keys(base: Path) -> Callable[[Any], tuple[tuple[str, str], ...]]:
+    allowed = 'an object of at most 2 key names ([a-zA-Z0-9:_-], up to 128) to PEM public key files'
+
+    def parse(value: Any) -> tuple[tuple[str, str], ...]:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(allowed) from None
+        if not isinstance(value, dict) or len(value) > 2:
+            raise ConfigError(allowed)
+        pem = _text_file("a PEM public key", lambda text: "-----BEGIN PUBLIC KEY-----" in text, base)
+        keys = []
+        for name, path in sorted(value.items()):
+            if not re.fullmatch(r"[a-zA-Z0-9:_-]{1,128}", name) or path in (None, ""):
+                raise ConfigError(allowed)
+            keys.append((name, pem(path)))
+        return tuple(keys)
+
+    return parse
+
+
+def _topics(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    allowed = (
+        'an object {"publish": [...], "subscribe": [...], "receive": [...]} of topic templates, each holding '
+        "{clientId}, with no + or # (IoT policies use *)"
+    )
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(allowed) from None
+    if not isinstance(value, dict) or set(value) != {"publish", "subscribe", "receive"}:
+        raise ConfigError(allowed)
+    for templates in value.values():
+        if not isinstance(templates, list) or not templates or not all(
+            isinstance(t, str) and "{clientId}" in t and not set(t) & {"+", "#"} and len(t) <= 256 for t in templates
+        ):
+            raise ConfigError(allowed)
+    return tuple((action, tuple(value[action])) for action in ("publish", "subscribe", "receive"))
+
+
 def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value in (None, "") else parse(value)
 
@@ -202,6 +294,24 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
         ("onboarding", "certificate_authorities"),
         _certificate_authorities(Path(__file__).resolve().parents[1]),
     ),
+    "authorizer.enabled": (("authorizer", "enabled"), _boolean),
+    "authorizer.tokenKeyName": (("authorizer", "token_key_name"), _matching(r"[a-zA-Z0-9_-]{1,128}", "1-128 of a-z, A-Z, 0-9, _ and -")),
+    "authorizer.jwtKeys": (
+        ("authorizer", "jwt_keys"),
+        _text_file("a JWKS (JSON with a non-empty \"keys\" list)", _jwks, Path(__file__).resolve().parents[1]),
+    ),
+    "authorizer.jwtAlgorithm": (("authorizer", "jwt_algorithm"), _choice("ES256", "RS256", "EdDSA")),
+    "authorizer.jwtIssuer": (("authorizer", "jwt_issuer"), _matching(r"[\x21-\x7e]{1,256}", "1-256 printable characters")),
+    "authorizer.jwtAudience": (("authorizer", "jwt_audience"), _matching(r"[\x21-\x7e]{1,256}", "1-256 printable characters")),
+    "authorizer.clockSkewSeconds": (("authorizer", "clock_skew_seconds"), _integer(0, 300)),
+    "authorizer.keysRefreshSeconds": (("authorizer", "keys_refresh_seconds"), _integer(60, 3600)),
+    "authorizer.tokenSigningPublicKeys": (
+        ("authorizer", "token_signing_public_keys"),
+        _signing_keys(Path(__file__).resolve().parents[1]),
+    ),
+    "authorizer.tokenSigningDisabled": (("authorizer", "token_signing_disabled"), _boolean),
+    "authorizer.defaultForDomain": (("authorizer", "default_for_domain"), _boolean),
+    "authorizer.topics": (("authorizer", "topics"), _topics),
 }
 
 SETTING_KEYS = tuple(PREFIX + name for name in _SETTINGS)
@@ -212,7 +322,7 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
     unknown = sorted(key for key in context if key.startswith(PREFIX) and key[len(PREFIX) :] not in _SETTINGS)
     if unknown:
         raise ConfigError(f"Unknown context key {unknown[0]!r}; the keys are: {', '.join(SETTING_KEYS)}")
-    sections: dict[str, dict[str, Any]] = {"": {}, "presence": {}, "registry": {}, "onboarding": {}}
+    sections: dict[str, dict[str, Any]] = {"": {}, "presence": {}, "registry": {}, "onboarding": {}, "authorizer": {}}
     for name, (path, parse) in _SETTINGS.items():
         key = PREFIX + name
         if key not in context:
@@ -227,5 +337,20 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
         presence=PresenceConfig(**sections["presence"]),
         registry=RegistryConfig(**sections["registry"]),
         onboarding=OnboardingConfig(**sections["onboarding"]),
+        authorizer=_authorizer(sections["authorizer"]),
         **sections[""],
     )
+
+
+def _authorizer(settings: dict[str, Any]) -> AuthorizerConfig:
+    """Checks what only the keys together say: an enabled authorizer needs the keys that verify tokens, and
+    IoT's token signing stays on unless it is turned off explicitly."""
+    config = AuthorizerConfig(**settings)
+    if config.enabled and config.jwt_keys is None:
+        raise ConfigError(f"Context key '{PREFIX}authorizer.jwtKeys' must name the JWKS file when the authorizer is enabled")
+    if config.enabled and not config.token_signing_public_keys and not config.token_signing_disabled:
+        raise ConfigError(
+            f"Context key '{PREFIX}authorizer.tokenSigningPublicKeys' must name at least one public key when the "
+            f"authorizer is enabled, unless '{PREFIX}authorizer.tokenSigningDisabled' is true"
+        )
+    return config

@@ -80,3 +80,33 @@ def test_certificate_authorities_are_read_with_their_pem_and_mode():
 def test_a_bad_certificate_authority_fails_naming_the_key(authorities):
     with pytest.raises(ConfigError, match=f"Context key '{CAS}' .* it must be a list of"):
         load_config({CAS: authorities})
+
+
+def test_an_enabled_authorizer_needs_its_verification_keys_and_signing_keys_unless_signing_is_off(tmp_path):
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y", "kid": "k1"}]}')
+    with pytest.raises(ConfigError, match="authorizer.jwtKeys' must name the JWKS file"):
+        load_config({"deviceBackend.authorizer.enabled": True})
+    with pytest.raises(ConfigError, match="tokenSigningPublicKeys' must name at least one public key"):
+        load_config({"deviceBackend.authorizer.enabled": True, "deviceBackend.authorizer.jwtKeys": str(jwks)})
+    config = load_config(
+        {
+            "deviceBackend.authorizer.enabled": True,
+            "deviceBackend.authorizer.jwtKeys": str(jwks),
+            "deviceBackend.authorizer.tokenSigningDisabled": True,
+        }
+    )
+    assert config.authorizer.enabled and config.authorizer.jwt_keys == jwks.read_text()
+
+
+@pytest.mark.parametrize(
+    "topics",
+    [
+        {"publish": ["dt/{clientId}/#"], "subscribe": ["cmd/{clientId}"], "receive": ["cmd/{clientId}"]},
+        {"publish": ["dt/all"], "subscribe": ["cmd/{clientId}"], "receive": ["cmd/{clientId}"]},
+        {"publish": ["dt/{clientId}"]},
+    ],
+)
+def test_authorizer_topics_are_templates_of_the_client_id_without_mqtt_wildcards(topics):
+    with pytest.raises(ConfigError, match="authorizer.topics"):
+        load_config({"deviceBackend.authorizer.topics": topics})
