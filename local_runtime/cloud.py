@@ -36,11 +36,12 @@ QUEUE = "AWS::SQS::Queue"
 TOPIC = "AWS::SNS::Topic"
 SUBSCRIPTION = "AWS::SNS::Subscription"
 BUCKET = "AWS::S3::Bucket"
+PARAMETER = "AWS::SSM::Parameter"
 THING_GROUP = "AWS::IoT::ThingGroup"
 IOT_POLICY = "AWS::IoT::Policy"
 LOG_GROUP = "AWS::Logs::LogGroup"
 TOPIC_RULE = "AWS::IoT::TopicRule"
-CREATED_TYPES = (TABLE, QUEUE, TOPIC, SUBSCRIPTION, BUCKET, THING_GROUP, IOT_POLICY)
+CREATED_TYPES = (TABLE, QUEUE, TOPIC, SUBSCRIPTION, BUCKET, PARAMETER, THING_GROUP, IOT_POLICY)
 NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP, TOPIC_RULE)
 # Subscriptions whose messages would leave this machine: created, never delivered.
 _UNDELIVERED_PROTOCOLS = {"email", "email-json", "http", "https", "sms", "application", "firehose"}
@@ -82,6 +83,7 @@ _SUBSCRIPTION_PROPERTIES = {
     "TopicArn", "Protocol", "Endpoint", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "Region",
 }  # fmt: skip
 _BUCKET_PROPERTIES = {"BucketName", "VersioningConfiguration"}
+_PARAMETER_PROPERTIES = {"Name", "Type", "Value", "Description", "Tier", "DataType", "AllowedPattern"}
 _BUCKET_NAME_LENGTH = 63
 _THING_GROUP_PROPERTIES = {"ThingGroupName", "ThingGroupProperties", "ParentGroupName", "QueryString"}
 _POLICY_PROPERTIES = {"PolicyName", "PolicyDocument"}
@@ -203,6 +205,7 @@ class EmbeddedAws:
             TOPIC: self._create_topic,
             SUBSCRIPTION: self._create_subscription,
             BUCKET: self._create_bucket,
+            PARAMETER: self._create_parameter,
             THING_GROUP: self._create_thing_group,
             IOT_POLICY: self._create_policy,
             FUNCTION: self._name_function,
@@ -354,6 +357,17 @@ class EmbeddedAws:
                 "RegionalDomainName": f"{name}.s3.{REGION}.amazonaws.com",
             },
         )
+
+    def _create_parameter(self, resource: Resource) -> Physical:
+        properties = self._properties(resource, _PARAMETER_PROPERTIES)
+        # CloudFormation's generated names look like CFN-<logical id>-<suffix>.
+        name = properties.get("Name", f"CFN-{resource.logical_id}")
+        request = {"Name": name, "Type": properties["Type"], "Value": properties["Value"]}
+        for optional in ("Description", "Tier", "DataType", "AllowedPattern"):
+            if optional in properties:
+                request[optional] = properties[optional]
+        self.client("ssm").put_parameter(**request)
+        return Physical(ref=name, attributes={"Type": properties["Type"], "Value": properties["Value"]})
 
     def _create_thing_group(self, resource: Resource) -> Physical:
         properties = self._properties(resource, _THING_GROUP_PROPERTIES)

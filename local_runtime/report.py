@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 from boto3.dynamodb.types import TypeDeserializer
 
 from local_runtime.activity import Activity, AsyncInvoked, BatchDelivered, RuleFired
-from local_runtime.cloud import BUCKET, IOT_POLICY, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC
+from local_runtime.cloud import BUCKET, IOT_POLICY, PARAMETER, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC
 from local_runtime.event_sources import queue_state
 from local_runtime.functions import Invocation
 from local_runtime.runtime import LocalRuntime
@@ -25,6 +25,7 @@ _TYPE_NAMES = {
     TOPIC: ("SNS topic", "SNS topics"),
     SUBSCRIPTION: ("SNS subscription", "SNS subscriptions"),
     BUCKET: ("S3 bucket", "S3 buckets"),
+    PARAMETER: ("SSM parameter", "SSM parameters"),
     THING_GROUP: ("thing group", "thing groups"),
     IOT_POLICY: ("IoT policy", "IoT policies"),
 }

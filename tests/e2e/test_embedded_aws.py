@@ -144,3 +144,15 @@ def test_one_embedded_aws_per_process(tmp_path: Path) -> None:
                 pass
     with LocalRuntime(assembly) as again:  # and the first one's state is gone
         assert again.cloud.client("sqs").list_queues()["QueueUrls"] == [again.cloud.physical["Q"].ref]
+
+
+def test_ssm_parameters_are_created_with_their_values(tmp_path: Path) -> None:
+    resources = {
+        "Keys": {"Type": "AWS::SSM::Parameter", "Properties": {"Type": "String", "Value": '{"keys": []}'}},
+        "Named": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": "/app/setting", "Type": "String", "Value": "on"}},
+    }
+    with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
+        ssm = runtime.cloud.client("ssm")
+        generated = runtime.cloud.physical["Keys"].ref
+        values = {name: ssm.get_parameter(Name=name)["Parameter"]["Value"] for name in (generated, "/app/setting")}
+    assert values == {generated: '{"keys": []}', "/app/setting": "on"}
