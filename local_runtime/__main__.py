@@ -5,9 +5,10 @@
     publish <topic> --payload <json|@file> one message through the rules, then the functions
     scenario <file>                        a scenario (events/scenarios/), then the tables and queues
     show                                   what the runtime makes of the app: resources, event sources, rules
+    authorize <authorizer> ...             a device connecting through a custom authorizer, as IoT decides it
 
 Every command takes --assembly (default cdk.out, which `make synth` writes) and --stack when the assembly
-has several stacks. Exit status: 0 done; 1 the invoked function failed; 2 the runtime cannot do it (it says
+has several stacks. Exit status: 0 done; 1 the invoked function failed (or `authorize` denied); 2 the runtime cannot do it (it says
 why: something not emulated, an unknown name, queues that did not drain in time); 130 interrupted.
 """
 
@@ -22,10 +23,11 @@ from pathlib import Path
 from typing import Callable
 
 from local_runtime.activity import Activity
+from local_runtime.authorizers import Connection
 from local_runtime.assembly import find_functions, load_stack, select_function
 from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.event_sources import DrainTimeout
-from local_runtime.report import describe_activity, queues_report, startup_summary, tables_report
+from local_runtime.report import describe_activity, queues_report, startup_summary, summarise_logs, tables_report
 from local_runtime.rules import NO_CLIENT
 from local_runtime.runtime import DEFAULT_DRAIN_TIMEOUT_S, LocalRuntime
 from local_runtime.scenario import load_scenario, run_scenario
@@ -89,6 +91,18 @@ def _parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", parents=[common], help="the resources, event sources and rules, as loaded")
     show.set_defaults(run=_show)
+
+    connect = commands.add_parser(
+        "authorize", parents=[common], help="connect through a custom authorizer, as IoT Core would decide it"
+    )
+    connect.add_argument("authorizer", help="the authorizer's name")
+    connect.add_argument("--protocol", choices=("mqtt", "http", "websocket"), default="mqtt")
+    connect.add_argument("--client-id", help="MQTT client ID")
+    connect.add_argument("--username", help="MQTT username (IoT reads token and signature from its ?query)")
+    connect.add_argument("--password", help="MQTT password")
+    connect.add_argument("--header", action="append", default=[], metavar="NAME=VALUE", help="HTTP header (repeatable)")
+    connect.add_argument("--query", default="", help="HTTP query string")
+    connect.set_defaults(run=_authorize)
     return parser
 
 
@@ -155,6 +169,22 @@ def _show(args: argparse.Namespace) -> int:
         print(startup_summary(runtime, with_event_flow=True))
         print(f"\n{_final_state(runtime, 'Tables and queues, as created')}")
     return 0
+
+
+def _authorize(args: argparse.Namespace) -> int:
+    headers = dict(header.split("=", 1) for header in args.header if "=" in header)
+    password = None if args.password is None else args.password.encode()
+    connection = Connection(args.protocol, args.client_id, args.username, password, headers, args.query)
+    with LocalRuntime(args.assembly, stack=args.stack) as runtime:
+        decision = runtime.authorize(args.authorizer, connection)
+        invocation = decision.invocation
+        if invocation is not None:
+            cold = f", cold start {invocation.init_ms:.0f} ms" if invocation.init_ms is not None else ""
+            print(f"{invocation.function} ({invocation.duration_ms:.0f} ms{cold})")
+            print("\n".join(f"    {line}" for line in summarise_logs(invocation.logs)))
+            print(json.dumps(invocation.error.as_json() if invocation.error else invocation.result, indent=2))
+    print(f"{'ALLOWED' if decision.allowed else 'DENIED'}: {decision.reason}")
+    return 0 if decision.allowed else EXIT_FUNCTION_FAILED
 
 
 def _event_flow_runtime(args: argparse.Namespace) -> LocalRuntime:

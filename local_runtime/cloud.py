@@ -41,8 +41,9 @@ THING_GROUP = "AWS::IoT::ThingGroup"
 IOT_POLICY = "AWS::IoT::Policy"
 LOG_GROUP = "AWS::Logs::LogGroup"
 TOPIC_RULE = "AWS::IoT::TopicRule"
+AUTHORIZER = "AWS::IoT::Authorizer"
 CREATED_TYPES = (TABLE, QUEUE, TOPIC, SUBSCRIPTION, BUCKET, PARAMETER, THING_GROUP, IOT_POLICY)
-NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP, TOPIC_RULE)
+NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP, TOPIC_RULE, AUTHORIZER)
 # Subscriptions whose messages would leave this machine: created, never delivered.
 _UNDELIVERED_PROTOCOLS = {"email", "email-json", "http", "https", "sms", "application", "firehose"}
 
@@ -210,6 +211,7 @@ class EmbeddedAws:
             IOT_POLICY: self._create_policy,
             FUNCTION: self._name_function,
             TOPIC_RULE: self._name_topic_rule,
+            AUTHORIZER: self._name_authorizer,
             LAYER: self._name_layer,
             LOG_GROUP: self._name_log_group,
         }
@@ -394,6 +396,10 @@ class EmbeddedAws:
             policyName=name, policyDocument=document if isinstance(document, str) else json.dumps(document)
         )
         return Physical(ref=name, attributes={"Arn": created["policyArn"], "Id": name})
+
+    def _name_authorizer(self, resource: Resource) -> Physical:
+        name = self._name(resource, "AuthorizerName", resource.logical_id)
+        return Physical(ref=name, attributes={"Arn": f"arn:aws:iot:{REGION}:{ACCOUNT_ID}:authorizer/{name}"})
 
     def _name_topic_rule(self, resource: Resource) -> Physical:
         # CloudFormation generates a name of the logical id and a suffix; rule names allow no hyphen.

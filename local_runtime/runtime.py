@@ -13,7 +13,9 @@ from typing import Any
 from local_runtime.activity import Activity, Observer, RuleFired
 from local_runtime.assembly import FunctionSpec, Stack, find_functions, load_stack
 from local_runtime.async_invocations import EVENT_INVOKE_CONFIG, AsyncInvocations, load_async_settings
+from local_runtime.authorizers import Authorizer, Connection, Decision, authorize, load_authorizers
 from local_runtime.cloud import CREATED_TYPES, NAMED_TYPES, EmbeddedAws, IgnoredProperty
+from local_runtime.errors import LocalRuntimeError
 from local_runtime.event_sources import MAPPING, PERMISSION, EventSources, load_mappings, load_sns_subscriptions
 from local_runtime.functions import Invocation, LocalFunctions
 from local_runtime.rules import NO_CLIENT, RulesEngine, load_rules
@@ -41,6 +43,7 @@ class LocalRuntime:
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._event_sources: EventSources | None = None
         self._rules: RulesEngine | None = None
+        self._authorizers: dict[str, Authorizer] | None = None
 
     def __enter__(self) -> LocalRuntime:
         self._workdir = tempfile.TemporaryDirectory(prefix="local-runtime-")
@@ -105,6 +108,20 @@ class LocalRuntime:
     ) -> list[RuleFired]:
         """Runs the rules on one message; the functions run when the event sources poll (`drain`, `run_for`)."""
         return self.start_event_flow().publish(topic, payload, client_id, principal)
+
+    @property
+    def authorizers(self) -> dict[str, Authorizer]:
+        """The stack's custom authorizers by name (loaded on first use, refusing what is not emulated)."""
+        if self._authorizers is None:
+            self._authorizers = load_authorizers(self.stack, self.cloud, self.functions)
+        return self._authorizers
+
+    def authorize(self, authorizer: str, connection: Connection) -> Decision:
+        """What IoT Core decides for a device connecting through the named custom authorizer."""
+        if authorizer not in self.authorizers:
+            known = ", ".join(sorted(self.authorizers)) or "none"
+            raise LocalRuntimeError(f"No custom authorizer {authorizer!r} in the stack (it has: {known})")
+        return authorize(self.authorizers[authorizer], connection)
 
     def run_for(self, seconds: float) -> None:
         self.event_sources.run_for(seconds)
