@@ -2,7 +2,7 @@
 
 It answers in microseconds, so a function's HTTP round trip through botocore (signing, urllib3, parsing) stays
 in the measurement while AWS's own latency does not. Counts are by `<service>:<Operation>`, taken from the
-`X-Amz-Target` header of the JSON protocol (DynamoDB, and SQS since botocore 1.34.x), or from the method and
+`X-Amz-Target` header of the JSON protocol (DynamoDB, SSM, and SQS since botocore 1.34.x), or from the method and
 path of IoT's REST API and S3's GetObject (REST_ROUTES). IoT and S3 answer with the JITR samples' trust
 material (events/activate_certificate/public-certificates): every device certificate is pending activation,
 so each delivery of a registered event is the full activation of a new device.
@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 # X-Amz-Target prefix -> the service name of IAM actions, so counts read like `dynamodb:UpdateItem`.
-SERVICES = {"DynamoDB_20120810": "dynamodb", "AmazonSQS": "sqs"}
+SERVICES = {"DynamoDB_20120810": "dynamodb", "AmazonSQS": "sqs", "AmazonSSM": "ssm"}
 
 
 def _update_item(request: dict[str, Any]) -> dict[str, Any]:
@@ -46,10 +46,21 @@ def _send_message(request: dict[str, Any]) -> dict[str, Any]:
     return {"MessageId": str(uuid.uuid4()), "MD5OfMessageBody": hashlib.md5(body.encode()).hexdigest()}
 
 
+AUTHORIZER_KEYS = Path(__file__).resolve().parents[1] / "events" / "authorize_device" / "jwks.json"
+
+
+def _get_parameter(request: dict[str, Any]) -> dict[str, Any]:
+    # Every parameter holds the authorizer samples' public JWKS: the only parameter a function reads.
+    name = str(request.get("Name", ""))
+    value = AUTHORIZER_KEYS.read_text()
+    return {"Parameter": {"Name": name, "Type": "String", "Value": value, "Version": 1, "DataType": "text"}}
+
+
 RESPONDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "dynamodb:UpdateItem": _update_item,
     "dynamodb:GetItem": _get_item,
     "sqs:SendMessage": _send_message,
+    "ssm:GetParameter": _get_parameter,
 }
 
 

@@ -22,7 +22,9 @@ BASELINE = "baseline"
 MALFORMED_SAMPLES = "malformed*.json"
 # Functions whose samples are mostly the cases they turn down: measured on the path of their purpose only
 # (for the activation, a new device: what "AWS calls per event" must keep at 6).
-MEASURED_SAMPLES = {"activate_certificate": ("new.json",)}
+# For the authorizer, a device connecting over MQTT with its token as the password (the other samples are
+# the denials, and `jwks.json`, the keys its parameter holds, is not an event).
+MEASURED_SAMPLES = {"activate_certificate": ("new.json",), "authorize_device": ("mqtt_username_password.json",)}
 _MESSAGE_IDS = uuid.UUID("6f1c33a4-5b8e-4a55-9d39-5ad1b0a1c0de")
 
 # How Lambda delivers the event: "sqs", an event source mapping's batches (redelivering failed records);

@@ -40,6 +40,21 @@ STACK_ENVIRONMENT = {
     "DEVICE_POLICY_NAME": "iot_backend_device",
     "FLEET_THING_GROUP": "iot_backend_fleet",
     "DEAD_LETTER_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/DeviceBackend-DeadLetters",
+    # The custom authorizer's (stacks/authorizer/): its keys parameter answers with the samples' public JWKS.
+    "TOKEN_KEYS_PARAMETER": "/iot_backend/authorizer/token-keys",
+    "TOKEN_ALGORITHM": "ES256",
+    "TOKEN_ISSUER": "device-backend",
+    "TOKEN_AUDIENCE": "iot",
+    "CLOCK_SKEW_SECONDS": "60",
+    "KEYS_REFRESH_SECONDS": "300",
+    "TOKEN_KEY_NAME": "x-device-token",
+    "DEVICE_TOPICS": json.dumps(
+        {
+            "publish": ["dt/*/{clientId}/*", "$aws/things/{clientId}/shadow/*"],
+            "subscribe": ["cmd/*/{clientId}/*", "$aws/things/{clientId}/shadow/*"],
+            "receive": ["cmd/*/{clientId}/*", "$aws/things/{clientId}/shadow/*"],
+        }
+    ),
 }
 
 

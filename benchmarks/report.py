@@ -22,6 +22,9 @@ ACTIVATION_CALLS_TARGET = 6
 TRUST_LOADS = ("iot:DescribeCACertificate", "s3:GetObject")
 HOOK = "pre_provisioning_hook"
 HOOK_COLD_START_TARGET_MS = 1000  # IoT waits 5 s for the hook; a cold start must be far inside that
+AUTHORIZER = "authorize_device"
+AUTHORIZER_WARM_P99_TARGET_MS = 1.0  # a decision of a warm container, per invocation (Powertools' logs included)
+AUTHORIZER_COLD_START_TARGET_MS = 1000  # import, the keys' GetParameter and the first decision; IoT waits 5 s
 KIB_PER_MIB = 1024
 TRIGGERS = {"sqs": "SQS batch", "invoke": "synchronous"}  # ru_maxrss is in KiB on Linux
 
@@ -119,7 +122,8 @@ def summarize_all(runs: dict[str, CandidateRuns]) -> list[Summary]:
 
 
 def check_targets(summaries: list[Summary]) -> list[Check]:
-    """The presence function's targets, then those of the activation and the provisioning hook if present."""
+    """The presence function's targets, then those of the activation, the provisioning hook and the
+    authorizer if present."""
     by_name = {summary.name: summary for summary in summaries}
     checks = _presence_checks(by_name.get(PRESENCE))
     activation = by_name.get(ACTIVATION)
@@ -140,6 +144,22 @@ def check_targets(summaries: list[Summary]) -> list[Check]:
                 f"{HOOK}: cold start and first answer under {HOOK_COLD_START_TARGET_MS} ms (IoT waits 5 s)",
                 hook.cold_wall_ms < HOOK_COLD_START_TARGET_MS,
                 f"{hook.cold_wall_ms:.0f} ms",
+            )
+        )
+    authorizer = by_name.get(AUTHORIZER)
+    if authorizer is not None:
+        checks.append(
+            Check(
+                f"{AUTHORIZER}: warm p99 under {AUTHORIZER_WARM_P99_TARGET_MS:g} ms per decision",
+                authorizer.warm_invocation_p99_ms < AUTHORIZER_WARM_P99_TARGET_MS,
+                f"p99 {authorizer.warm_invocation_p99_ms:.3f} ms, p50 {authorizer.warm_invocation_ms:.3f} ms",
+            )
+        )
+        checks.append(
+            Check(
+                f"{AUTHORIZER}: cold start and first decision under {AUTHORIZER_COLD_START_TARGET_MS} ms (IoT waits 5 s)",
+                authorizer.cold_wall_ms < AUTHORIZER_COLD_START_TARGET_MS,
+                f"{authorizer.cold_wall_ms:.0f} ms",
             )
         )
     return checks

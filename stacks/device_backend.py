@@ -7,6 +7,7 @@ from typing import Any
 from aws_cdk import Stack
 from constructs import Construct
 
+from stacks.authorizer import DeviceAuthorizer
 from stacks.config import BackendConfig
 from stacks.lifecycle import Presence, RegistryInventory
 from stacks.onboarding import Onboarding
@@ -20,3 +21,5 @@ class DeviceBackendStack(Stack):
         self.presence = Presence(self, "Presence", platform=self.platform)
         self.registry = RegistryInventory(self, "Registry", platform=self.platform)
         self.onboarding = Onboarding(self, "Onboarding", platform=self.platform)
+        if config.authorizer.enabled:
+            self.authorizer = DeviceAuthorizer(self, "Authorizer", platform=self.platform)

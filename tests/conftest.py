@@ -36,3 +36,32 @@ def cloud_assembly() -> Path:
     outdir = ROOT / "build" / "test.cdk.out"
     build_app(outdir=str(outdir)).synth()
     return outdir
+
+
+@pytest.fixture(scope="session")
+def authorizer_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Fresh JWT and IoT token-signing key pairs (device_tokens), for the app with its authorizer enabled."""
+    from device_tokens import create_keys
+
+    directory = tmp_path_factory.mktemp("authorizer-keys")
+    create_keys(directory, "ES256")
+    return directory
+
+
+def authorizer_context(keys: Path, **settings: object) -> dict:
+    return {
+        "deviceBackend.authorizer.enabled": True,
+        "deviceBackend.authorizer.jwtKeys": str(keys / "jwks.json"),  # absolute paths are allowed
+        "deviceBackend.authorizer.tokenSigningPublicKeys": {"factory-2026": str(keys / "token-signing-public.pem")},
+        **{f"deviceBackend.authorizer.{name}": value for name, value in settings.items()},
+    }
+
+
+@pytest.fixture(scope="session")
+def authorizer_assembly(authorizer_keys: Path) -> Path:
+    """The app with its custom authorizer enabled (token signing on), synthesized as cloud_assembly is."""
+    from app import build_app
+
+    outdir = ROOT / "build" / "test.cdk.out.authorizer"
+    build_app(context=authorizer_context(authorizer_keys), outdir=str(outdir)).synth()
+    return outdir

@@ -89,6 +89,10 @@ class Monitoring(Construct):
         )
         self._alarm(f"{rule_name}Lost", lost, f"Rule {rule_name} lost a message: its action and errorAction failed")
 
+    def alarm_on_burst(self, construct_id: str, metric: cloudwatch.IMetric, description: str, threshold: float) -> None:
+        """An alarm (to the alarm topic) when `metric` reaches `threshold` in one of its periods."""
+        self._alarm(construct_id, metric, description, threshold=threshold)
+
     def graph_outcomes(self, title: str, service: str, outcomes: list[str]) -> None:
         """The counts a function reports with Powertools Metrics (one metric per outcome)."""
         self.dashboard.add_widgets(

@@ -5,14 +5,18 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
+import time
 from pathlib import Path
 
 import boto3
 import pytest
 
-from benchmarks.aws_stub import AwsStub
-from benchmarks.candidates import function_candidate, sqs_batch
-from benchmarks.harness import run_child
+from authorize_device.keys import parse_jwks
+from authorize_device.logic import decide, load_settings
+from authorize_device.models import parse_request
+from benchmarks.aws_stub import AUTHORIZER_KEYS, AwsStub
+from benchmarks.candidates import function_candidate, own_candidate, sqs_batch
+from benchmarks.harness import STACK_ENVIRONMENT, run_child
 from benchmarks.lambda_image import build_image
 from event_processing.fields import MalformedEvent
 from events import load_event
@@ -79,3 +83,25 @@ def test_is_not_reachable_once_stopped() -> None:
     with pytest.raises(RuntimeError, match="not running"):
         stub.endpoint_url
 
+
+
+def test_the_authorizer_reads_its_keys_once_per_container_and_admits_its_measured_sample(tmp_path: Path) -> None:
+    """The authorizer's keys parameter answers with the samples' JWKS: one GetParameter at the cold start, none
+    for the warm decisions, and the measured sample is a device the authorizer admits (so its admission path is
+    what the benchmark measures)."""
+    candidate = own_candidate("authorize_device", batch_size=1)
+    assert candidate.trigger == "invoke"
+    with AwsStub() as aws:
+        image = build_image(tmp_path, [candidate])
+        result = run_child(candidate, image, aws, warm_invocations=5, first_event_records=1)
+    assert result.aws_calls == {"ssm:GetParameter": 1}
+    assert result.measurements["handler_calls"] == 6
+    answer = authorize_in_process(candidate.event)
+    assert answer["isAuthenticated"] is True
+
+
+def authorize_in_process(event: dict) -> dict:
+    settings = load_settings({**STACK_ENVIRONMENT, "AWS_REGION": "eu-west-1"})
+    request = parse_request(event, settings.token_key_name)
+    keys = parse_jwks(AUTHORIZER_KEYS.read_text(), settings.algorithm)
+    return decide(request, keys, settings, "123456789012", time.time()).answer()

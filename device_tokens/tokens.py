@@ -1,0 +1,77 @@
+"""Minting a device token: a JWT whose subject is the device's client ID, and the signature IoT checks
+before it invokes the authorizer (token signing): base64 of SHA256withRSA over the token's exact text."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from device_tokens.keys import SIGNING_PRIVATE_KEY, TokenToolError, load_private_key, load_signing_key
+
+# A client ID the device policy can name: the thing-name alphabet (no '/', '+', '#', '*' or '$'), as onboarding.
+CLIENT_ID = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+MIN_TTL_SECONDS = 60
+MAX_TTL_SECONDS = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    token: str  # the JWT
+    signature: str | None  # base64 SHA256withRSA over `token` with the token-signing key; None without that key
+    claims: dict[str, Any]
+    kid: str
+    algorithm: str
+
+
+def sign_for_iot(token: str, signing_key: rsa.RSAPrivateKey) -> str:
+    """What IoT's token signing verifies with the authorizer's TokenSigningPublicKeys (as
+    `echo -n TOKEN | openssl dgst -sha256 -sign key.pem | openssl base64 -A`)."""
+    signature = signing_key.sign(token.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return base64.b64encode(signature).decode()
+
+
+def mint(
+    keys: Path,
+    client_id: str,
+    *,
+    ttl_seconds: int = 3600,
+    issuer: str = "device-backend",
+    audience: str = "iot",
+    now: int | None = None,
+    with_signature: bool = True,
+) -> MintedToken:
+    """A token for `client_id` valid from `now` for `ttl_seconds`, signed with the keys in `keys`."""
+    if not CLIENT_ID.fullmatch(client_id):
+        raise TokenToolError(
+            f"client ID {client_id!r} is not 1-128 of a-z, A-Z, 0-9, ':', '_' and '-' (it names the device's topics)"
+        )
+    if not MIN_TTL_SECONDS <= ttl_seconds <= MAX_TTL_SECONDS:
+        raise TokenToolError(f"the lifetime must be {MIN_TTL_SECONDS} to {MAX_TTL_SECONDS} seconds, not {ttl_seconds}")
+    key, algorithm, kid = load_signing_key(keys)
+    issued = int(time.time()) if now is None else now
+    claims = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": client_id,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+    }
+    token = jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})  # type: ignore[arg-type]
+    signature = None
+    if with_signature:
+        signing_key = load_private_key(keys / SIGNING_PRIVATE_KEY, "token-signing key")
+        if not isinstance(signing_key, rsa.RSAPrivateKey):
+            raise TokenToolError(f"{keys / SIGNING_PRIVATE_KEY} is not an RSA key; IoT token signing uses RSA")
+        signature = sign_for_iot(token, signing_key)
+    return MintedToken(token=token, signature=signature, claims=claims, kid=kid, algorithm=algorithm)
