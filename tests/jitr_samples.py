@@ -10,6 +10,8 @@ from typing import Any
 from events import EVENTS_DIR
 
 CERTIFICATES = EVENTS_DIR / "activate_certificate" / "public-certificates"
+# What the app names the shared device policy and the fleet group with its default namePrefix.
+POLICY, GROUP = "iot_backend_device", "iot_backend_fleet"
 DEVICE_CASES = ("new", "already_active", "revoked", "expired", "bad_common_name", "unknown_ca")
 
 

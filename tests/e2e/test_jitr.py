@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from events import sqs_bodies
 from local_runtime import LocalRuntime
 from tests import jitr_samples
 from tests.e2e.assemblies import assert_nothing_left_running
-from tests.functions.test_activate_certificate import GROUP, POLICY
-from events import sqs_bodies
 
 TOPIC = "$aws/events/certificates/registered/{}"
 
@@ -31,9 +30,9 @@ def test_registered_certificates_are_activated_or_revoked_from_the_raw_event(clo
         things = [thing["thingName"] for thing in iot.list_things()["things"]]
         arn = iot.describe_certificate(certificateId=ids["new"])["certificateDescription"]["certificateArn"]
         policies = [policy["policyName"] for policy in iot.list_attached_policies(target=arn)["policies"]]
-        members = iot.list_things_in_thing_group(thingGroupName=GROUP)["things"]
+        members = iot.list_things_in_thing_group(thingGroupName=jitr_samples.GROUP)["things"]
         pids, port = runtime.functions.worker_pids, cloud.port
     assert statuses == {"new": "ACTIVE", "revoked": "REVOKED", "expired": "REVOKED"}
     assert things == ["greenhouse-sensor-0001"] and members == things
-    assert policies == [POLICY]  # the app's own shared policy, created by the runtime from the template
+    assert policies == [jitr_samples.POLICY]  # the app's own shared policy, created by the runtime from the template
     assert_nothing_left_running(pids, port)

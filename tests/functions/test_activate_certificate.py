@@ -19,7 +19,8 @@ from events import load_event
 from tests import jitr_samples
 from tests.functions.conftest import LambdaContext, _import_fresh, emitted
 
-POLICY, GROUP, BUCKET = "iot_backend_device", "iot_backend_fleet", "trust-bucket"
+POLICY, GROUP = jitr_samples.POLICY, jitr_samples.GROUP
+BUCKET = "trust-bucket"
 REJECTED = ("revoked", "expired", "bad_common_name", "unknown_ca")
 
 
