@@ -5,7 +5,9 @@ in the measurement while AWS's own latency does not. Counts are by `<service>:<O
 `X-Amz-Target` header of the JSON protocol (DynamoDB, SSM, and SQS since botocore 1.34.x), or from the method and
 path of IoT's REST API and S3's GetObject (REST_ROUTES). IoT and S3 answer with the JITR samples' trust
 material (events/activate_certificate/public-certificates): every device certificate is pending activation,
-so each delivery of a registered event is the full activation of a new device.
+so each delivery of a registered event is the full activation of a new device. IoT's registry answers that
+every thing is registered, with attributes and one group. Every DynamoDB write succeeds, so each delivery of
+a telemetry reading is stored as a new reading, never recognised as a repeat.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ SERVICES = {"DynamoDB_20120810": "dynamodb", "AmazonSQS": "sqs", "AmazonSSM": "s
 
 
 def _update_item(request: dict[str, Any]) -> dict[str, Any]:
-    # No ReturnValues requested by the functions: DynamoDB answers an empty object.
+    # The write succeeds, and no function asks for ReturnValues (ReturnValuesOnConditionCheckFailure shapes only
+    # a rejected write's answer): DynamoDB answers an empty object.
     return {}
 
 
@@ -107,6 +110,29 @@ def _empty(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
     return 200, {}
 
 
+# The group every onboarded device joins (FLEET_THING_GROUP): what the registry says of any thing it is asked about.
+THING_GROUP = "iot_backend_fleet"
+THING_ATTRIBUTES = {"site": "greenhouse-a", "firmware": "1.0.0"}
+
+
+def _describe_thing(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+    name = match["name"]
+    return 200, {
+        "thingName": name,
+        "thingId": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+        "thingArn": f"arn:aws:iot:eu-west-1:123456789012:thing/{name}",
+        "thingTypeName": "GreenhouseSensor",
+        "attributes": THING_ATTRIBUTES,
+        "defaultClientId": name,
+        "version": 1,
+    }
+
+
+def _list_thing_groups(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+    group = {"groupName": THING_GROUP, "groupArn": f"arn:aws:iot:eu-west-1:123456789012:thinggroup/{THING_GROUP}"}
+    return 200, {"thingGroups": [group]}
+
+
 # (method, path pattern) -> the operation and its answer: (status, JSON object or raw bytes).
 REST_ROUTES: list[tuple[str, re.Pattern[str], str, Callable[[re.Match[str], dict[str, str]], tuple[int, Any]]]] = [
     ("GET", re.compile(r"/certificates/(?P<id>[0-9a-f]{64})"), "iot:DescribeCertificate", _describe_certificate),
@@ -116,6 +142,9 @@ REST_ROUTES: list[tuple[str, re.Pattern[str], str, Callable[[re.Match[str], dict
     ("PUT", re.compile(r"/things/(?P<name>[^/]+)/principals"), "iot:AttachThingPrincipal", _empty),
     ("PUT", re.compile(r"/target-policies/(?P<name>[^/]+)"), "iot:AttachPolicy", _empty),
     ("PUT", re.compile(r"/thing-groups/addThingToThingGroup"), "iot:AddThingToThingGroup", _empty),
+    ("GET", re.compile(r"/things/(?P<name>[^/]+)"), "iot:DescribeThing", _describe_thing),
+    ("GET", re.compile(r"/things/(?P<name>[^/]+)/thing-groups"), "iot:ListThingGroupsForThing", _list_thing_groups),
+    # Last: its pattern matches any GET of two levels or more.
     ("GET", re.compile(r"/(?P<bucket>[^/]+)/(?P<key>.+)"), "s3:GetObject", _get_object),
 ]
 

@@ -1,8 +1,11 @@
 """What is measured: the baseline and every function of `functions/`, each with its own event from `events/`.
 
 A function fed by SQS (its samples are SQS events) gets a batch mixing its valid samples; a function invoked
-synchronously (the pre-provisioning hook: its samples are the request itself) gets its first valid sample, in
-name order, for the cold start and every warm invocation."""
+once per event, synchronously (the pre-provisioning hook: its samples are the request itself) or
+asynchronously (ingest_telemetry: its samples are one message as its rule's SQL hands it), gets its first
+valid sample, in name order, for the cold start and every warm invocation. The stub's writes always succeed
+(aws_stub.py), so each warm invocation of ingest_telemetry stores its reading as a new one: the path of a
+valid reading, never that of a repeated message."""
 
 from __future__ import annotations
 
@@ -24,12 +27,22 @@ MALFORMED_SAMPLES = "malformed*.json"
 # (for the activation, a new device: what "AWS calls per event" must keep at 6).
 # For the authorizer, a device connecting over MQTT with its token as the password (the other samples are
 # the denials, and `jwks.json`, the keys its parameter holds, is not an event).
-MEASURED_SAMPLES = {"activate_certificate": ("new.json",), "authorize_device": ("mqtt_username_password.json",)}
+# For telemetry, a valid reading within its thresholds (the others are invalid, out of range or repeated): what
+# "AWS calls per message" must keep at 2.
+MEASURED_SAMPLES = {
+    "activate_certificate": ("new.json",),
+    "authorize_device": ("mqtt_username_password.json",),
+    "ingest_telemetry": ("environment_valid.json",),
+}
 _MESSAGE_IDS = uuid.UUID("6f1c33a4-5b8e-4a55-9d39-5ad1b0a1c0de")
 
 # How Lambda delivers the event: "sqs", an event source mapping's batches (redelivering failed records);
-# "invoke", one synchronous invocation per event (as IoT invokes the pre-provisioning hook).
-Trigger = Literal["sqs", "invoke"]
+# "invoke", one synchronous invocation per event (as IoT invokes the pre-provisioning hook); "event", one
+# asynchronous invocation per event (as an IoT rule's lambda action invokes): for the handler the same call as
+# "invoke", Lambda's internal queue before it being no cost of the function's.
+Trigger = Literal["sqs", "invoke", "event"]
+# The functions IoT's rules invoke asynchronously, one message each.
+INVOKED_ASYNCHRONOUSLY = ("ingest_telemetry",)
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,7 @@ def own_candidate(function: str, batch_size: int) -> Candidate:
     first = json.loads(samples[0].read_text())
     if isinstance(first, dict) and "Records" in first:
         return function_candidate(function, valid_batch(function, batch_size), "sqs")
-    return function_candidate(function, first, "invoke")
+    return function_candidate(function, first, "event" if function in INVOKED_ASYNCHRONOUSLY else "invoke")
 
 
 def valid_samples(function: str) -> list[Path]:

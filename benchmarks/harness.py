@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from benchmarks.aws_stub import AwsStub
 from benchmarks.candidates import Candidate
 from benchmarks.lambda_image import BytecodeMode, LambdaImage, strip_bytecode
+from stacks.config import TelemetryConfig
 
 CHILD_SCRIPT = Path(__file__).with_name("lambda_child.py")
 # -S: no site, so sys.path is only what Lambda's has (the child adds code, layer and runtime packages itself).
@@ -25,8 +26,11 @@ CHILD_ISOLATION = ("-S", "-P")
 CHILD_TIMEOUT_SECONDS = 600
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
+# The app's telemetry settings as synthesized by default: the thresholds measured are the deployed ones.
+TELEMETRY_DEFAULTS = TelemetryConfig()
 # What the stack gives every function (stacks/platform/functions.py) and the functions' own variables
-# (stacks/lifecycle/), with made-up resource names: every function gets all of them, each reads its own.
+# (stacks/lifecycle/, stacks/telemetry/), with made-up resource names: every function gets all of them, each
+# reads its own.
 STACK_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE": "IotDeviceBackend",
     "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -55,6 +59,14 @@ STACK_ENVIRONMENT = {
             "receive": ["cmd/*/{clientId}/*", "$aws/things/{clientId}/shadow/*"],
         }
     ),
+    # ingest_telemetry's (stacks/telemetry/ingestion.py). Its iot-data endpoint is AWS_ENDPOINT_URL's, the stub.
+    "LATEST_TABLE": "DeviceBackend-TelemetryLatest",
+    "HISTORY_TABLE": "DeviceBackend-TelemetryHistory",
+    "ALERTS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:DeviceBackend-TelemetryAlerts",
+    "COMMAND_TOPIC_PREFIX": f"cmd/{TELEMETRY_DEFAULTS.application}",
+    "HISTORY_DAYS": str(TELEMETRY_DEFAULTS.history_days),
+    "ENRICHMENT_CACHE_SECONDS": str(TELEMETRY_DEFAULTS.enrichment_cache_seconds),
+    "THRESHOLDS": json.dumps({"default": TELEMETRY_DEFAULTS.thresholds, "groups": TELEMETRY_DEFAULTS.group_thresholds}),
 }
 
 

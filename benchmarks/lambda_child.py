@@ -4,7 +4,8 @@ Run as a script by the harness, never imported: `python -S -P lambda_child.py '<
 Settings: code_root, layers, runtime_packages, handler ("package.module.function", as Lambda's _HANDLER),
 function_name, warm_invocations, trigger ("sqs": the event is an SQS batch, delivered as an event source
 mapping does; "invoke": the event is handed to the handler as it is, one synchronous invocation each, as IoT
-invokes the pre-provisioning hook), first_event_records (sqs: how many records of the batch the first event
+invokes the pre-provisioning hook; "event": the same, as an asynchronous invocation that succeeds, as an IoT
+rule invokes ingest_telemetry), first_event_records (sqs: how many records of the batch the first event
 carries), result_path. The result is written as JSON to result_path; stdout is the
 function's log stream, as on Lambda.
 
@@ -87,7 +88,8 @@ class EventSourceMapping:
 
 
 class SynchronousInvoker(EventSourceMapping):
-    """Hands each event to the handler once, as a synchronous invocation: one event, one call, one record."""
+    """Hands each event to the handler once, as a synchronous invocation (or an asynchronous one that succeeds):
+    one event, one call, one record."""
 
     def deliver(self, batch: dict[str, Any]) -> None:
         self.batches += 1
@@ -124,7 +126,7 @@ def main() -> None:
 
     handler = load_handler(settings["handler"])
     init_ms = (time.perf_counter() - WALL_START) * 1000
-    if settings.get("trigger", "sqs") == "invoke":
+    if settings.get("trigger", "sqs") in ("invoke", "event"):
         mapping = SynchronousInvoker(handler, settings["function_name"])
         mapping.deliver(batch)
     else:

@@ -1,40 +1,53 @@
-"""`python -m benchmarks.local_runtime`: messages per second through rule, SQS and Lambda to DynamoDB in the
-local runtime, and the runtime's own overhead per message.
+"""`python -m benchmarks.local_runtime`: messages per second through the local runtime to DynamoDB, and the
+runtime's own overhead per message, for each of the two paths messages take there: lifecycle events through
+rule, SQS and Lambda; device telemetry through rule and Lambda's asynchronous invocation.
 
 How: the synthesized app runs in `local_runtime.LocalRuntime`. A warm-up (one presence connect, one registry
-event) takes the functions' cold starts out of the measurement. Then N lifecycle events in AWS's formats
-(presence connects of distinct clients, registry `created` and `updated` events of distinct things) are
-published back to back into the rules engine, and the event sources are drained until every queue is empty
-(with `--burst B`: B messages at a time, each burst drained before the next).
+event, one telemetry reading) takes the functions' cold starts out of the measurement. Then N lifecycle events
+in AWS's formats (presence connects of distinct clients, registry `created` and `updated` events of distinct
+things) are published back to back into the rules engine, and the event sources are drained until every
+queue is empty (with `--burst B`: B messages at a time, each burst drained before the next).
+
+Then, timed apart, N telemetry messages the same way: valid readings of the three kinds, as devices publish
+them on `dt/fleet/<thing>/<kind>` with their thing name as client id, each thing every kind once a minute.
+The things are in IoT's registry (attributes, a group) before the run, as onboarded devices are; the function
+reads each once, then from its cache. A reading fires its kind's rule, whose lambda action Lambda runs as an
+asynchronous invocation at the next poll, and the archive rule, whose Firehose records the drain flushes to S3
+at its end. None breaches a threshold, as most readings do not: none alerts or commands its device (only a
+breach makes the function publish to IoT).
 
 - wall time: from the first publish until the drain returns (the last DynamoDB write is before it);
-- rules engine: the publish calls, which include the rule action's SendMessage to moto;
+- rules engine: the publish calls, which include the rule action's SendMessage to moto (telemetry: the
+  invocation queued, the archive's record buffered);
 - handler: inside the functions (each invocation's handler_ms: from the worker's "started" message, sent just
-  before it calls the handler, to its answer); it includes the handlers' DynamoDB calls, which moto serves
-  on loopback;
+  before it calls the handler, to its answer); it includes the handlers' DynamoDB calls (and telemetry's
+  registry reads), which moto serves on loopback;
 - worker IPC: the rest of each invocation: the event's JSON through the request pipe, and the "started" reply;
 - event-source polling: the drain minus the invocations: ReceiveMessage, DeleteMessageBatch and the
-  queue-state checks, all answered by moto.
+  queue-state checks, all answered by moto (telemetry: the queue-state checks, and the archive's flush).
 The runtime's overhead per message is (wall - handler) / N, the sum of the other three.
 
 Presence disconnects go through a queue with a DeliveryDelay (5 s in the app): they are measured apart, after
 the main run, so that the fixed delay does not count as time per message.
 
 Every number is reported only if the work happened: every message fired a rule whose action succeeded, every
-record reached a function and was settled, and every row the messages should leave is in its table as they
-should leave it. Otherwise the command prints what was lost and exits 1.
+record (or asynchronous event) reached a function and was settled, and every row the messages should leave is
+in its table as they should leave it (for telemetry: each thing's latest reading of each kind, and every
+reading in the history). Otherwise the command prints what was lost and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import shlex
 import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,8 +55,9 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from benchmarks.__main__ import machine_facts
 from local_runtime.account import ACCOUNT_ID
-from local_runtime.activity import BatchDelivered, RuleFired
+from local_runtime.activity import AsyncInvoked, BatchDelivered, RuleFired
 from local_runtime.errors import LocalRuntimeError
+from local_runtime.rules import NO_CLIENT
 from local_runtime.runtime import LocalRuntime
 
 DEFAULT_MESSAGES = 2000
@@ -52,9 +66,21 @@ SEED = 20261124
 T0_MS = 1_795_503_600_000  # 07:00 UTC on the morning of events/scenarios/fleet_morning.json
 # The functions' environment variables that name the tables the benchmark checks.
 CONNECTIVITY, INVENTORY = "CONNECTIVITY_TABLE", "INVENTORY_TABLE"
+LATEST, HISTORY = "LATEST_TABLE", "HISTORY_TABLE"
 DISCONNECT_REASONS = {"CLIENT_INITIATED_DISCONNECT": True, "MQTT_KEEP_ALIVE_TIMEOUT": False, "CONNECTION_LOST": False}
+APPLICATION = "fleet"  # the app's default (TelemetryConfig): devices publish on dt/fleet/<thing>/<kind>
+# Each kind's measures, drawn from inside the app's default thresholds: valid readings that breach nothing.
+READINGS = {
+    "environment": {"temperature": (15.0, 30.0), "humidity": (30.0, 70.0)},
+    "power": {"battery": (40.0, 100.0), "voltage": (3.6, 4.2)},
+    "soil": {"moisture": (25.0, 60.0), "temperature": (8.0, 25.0)},
+}
+# Each thing publishes every kind once a minute, for this many minutes: a thing's second reading of a kind must
+# replace its first as the latest.
+READING_MINUTES = 2
+THING_GROUP = "bench-greenhouses"  # the group the telemetry things are registered in
 
-RowKey = tuple[str, tuple[str, ...]]  # (table variable, the item's key values)
+RowKey = tuple[str, tuple[str | int, ...]]  # (table variable, the item's key values)
 _deserialize = TypeDeserializer().deserialize
 
 
@@ -62,6 +88,7 @@ _deserialize = TypeDeserializer().deserialize
 class Message:
     topic: str
     payload: bytes
+    client_id: str = NO_CLIENT  # the MQTT client that published it; AWS IoT's own events have none
 
 
 @dataclass
@@ -70,14 +97,18 @@ class Workload:
     # What each row must hold once every message is processed (a later message's row replaces an earlier's).
     rows: dict[RowKey, dict[str, Any]] = field(default_factory=dict)
     sessions: list[dict[str, Any]] = field(default_factory=list)  # the connects, for their disconnects
+    registered: dict[str, dict[str, str]] = field(default_factory=dict)  # things in IoT's registry, and attributes
 
-    def add(self, topic: str, payload: dict[str, Any], row: RowKey, attributes: dict[str, Any]) -> None:
-        self.messages.append(Message(topic, json.dumps(payload, separators=(",", ":")).encode()))
-        self.rows[row] = attributes
+    def add(
+        self, topic: str, payload: dict[str, Any], rows: dict[RowKey, dict[str, Any]], client_id: str = NO_CLIENT
+    ) -> None:
+        self.messages.append(Message(topic, json.dumps(payload, separators=(",", ":")).encode(), client_id))
+        self.rows.update(rows)
 
 
 class Fleet:
-    """Made-up devices and things with their own ids, and the lifecycle events AWS IoT publishes for them."""
+    """Made-up devices and things with their own ids, the lifecycle events AWS IoT publishes for them, and the
+    readings they publish."""
 
     def __init__(self, prefix: str) -> None:
         self._prefix = prefix
@@ -96,12 +127,8 @@ class Fleet:
                 "versionNumber": self._rng.randrange(1, 40),
             }
             workload.sessions.append(session)
-            workload.add(
-                f"$aws/events/presence/connected/{client_id}",
-                session,
-                (CONNECTIVITY, (client_id,)),
-                {"connected": True, **_pick(session, "timestamp", "sessionIdentifier", "versionNumber")},
-            )
+            row = {"connected": True, **_pick(session, "timestamp", "sessionIdentifier", "versionNumber")}
+            workload.add(f"$aws/events/presence/connected/{client_id}", session, {(CONNECTIVITY, (client_id,)): row})
 
     def disconnects(self, workload: Workload, sessions: list[dict[str, Any]]) -> None:
         """Each session ends 20 to 90 minutes after its connect, with the connect's versionNumber, as on AWS."""
@@ -114,13 +141,13 @@ class Fleet:
                 "clientInitiatedDisconnect": DISCONNECT_REASONS[reason],
                 "disconnectReason": reason,
             }
+            row = {"connected": False, "disconnectReason": reason,
+                   **_pick(event, "timestamp", "sessionIdentifier", "versionNumber")}  # fmt: skip
             workload.add(
                 f"$aws/events/presence/disconnected/{session['clientId']}",
                 event,
-                (CONNECTIVITY, (session["clientId"],)),
-                {"connected": False, "disconnectReason": reason,
-                 **_pick(event, "timestamp", "sessionIdentifier", "versionNumber")},
-            )  # fmt: skip
+                {(CONNECTIVITY, (session["clientId"],)): row},
+            )
 
     def things(self, workload: Workload, created: int, updated: int) -> None:
         """`created` things, the first `updated` of them updated afterwards (version 2, new firmware)."""
@@ -151,12 +178,38 @@ class Fleet:
             "thingTypeName": thing["thingTypeName"],
             "attributes": thing["attributes"],
         }
+        row = {"versionNumber": version, "attributes": thing["attributes"]}
         workload.add(
             f"$aws/events/thing/{thing['thingName']}/{operation}",
             event,
-            (INVENTORY, (f"THING#{thing['thingName']}", "THING")),
-            {"versionNumber": version, "attributes": thing["attributes"]},
+            {(INVENTORY, (f"THING#{thing['thingName']}", "THING")): row},
         )
+
+    def readings(self, workload: Workload, count: int, last_ms: int) -> None:
+        """`count` valid readings over READING_MINUTES minutes, the last minute's at `last_ms`, from as many
+        things as that takes, each publishing every kind once a minute; the things registered, each with its
+        attributes, in THING_GROUP."""
+        kinds = sorted(READINGS)
+        things = math.ceil(count / (READING_MINUTES * len(kinds)))
+        minutes = math.ceil(count / (things * len(kinds)))
+        for index in range(count):
+            minute, position = divmod(index, things * len(kinds))
+            thing, kind = f"{self._prefix}-thing-{position // len(kinds):05d}", kinds[position % len(kinds)]
+            attributes = workload.registered.setdefault(
+                thing, {"site": f"greenhouse-{self._rng.randrange(1, 9)}", "firmware": "1.0.0"}
+            )
+            ts = last_ms - (minutes - 1 - minute) * 60_000
+            reading = {measure: round(self._rng.uniform(*bounds), 1) for measure, bounds in READINGS[kind].items()}
+            # DynamoDB keeps each measure as the decimal of its shortest text (ingest_telemetry.logic).
+            stored = {"clientId": thing, "reading": {measure: Decimal(repr(v)) for measure, v in reading.items()}}
+            latest = {**stored, "ts": ts, "breaches": [], "registered": True, "attributes": attributes,
+                      "thingGroups": [THING_GROUP]}  # fmt: skip
+            workload.add(
+                f"dt/{APPLICATION}/{thing}/{kind}",
+                {"ts": ts, **reading},
+                {(LATEST, (thing, kind)): latest, (HISTORY, (f"{thing}#{kind}", ts)): stored},
+                client_id=thing,
+            )
 
     def _hex(self, digits: int) -> str:
         return f"{self._rng.getrandbits(4 * digits):0{digits}x}"
@@ -197,7 +250,7 @@ class Phase:
     invocations_s: float  # the invocations as the runtime sees them: worker IPC + handler
     handler_s: float
     invocations: int
-    records: int
+    records: int  # what the functions received: SQS records, and asynchronous events (their first attempts)
     failures: list[str]
     delay_s: float = 0.0  # the largest DeliveryDelay of the queues the messages went to
 
@@ -224,23 +277,29 @@ def run_phase(runtime: LocalRuntime, messages: list[Message], burst: int) -> Pha
     publish_s = drain_s = 0.0
     for first in range(0, len(messages), burst):
         start = time.perf_counter()
-        fired += [runtime.publish(message.topic, message.payload) for message in messages[first : first + burst]]
+        fired += [
+            runtime.publish(message.topic, message.payload, message.client_id)
+            for message in messages[first : first + burst]
+        ]
         published = time.perf_counter()
         runtime.drain()
         publish_s, drain_s = publish_s + published - start, drain_s + time.perf_counter() - published
-    batches = [a for a in runtime.activities[first_activity:] if isinstance(a, BatchDelivered)]
-    failures = _routing_failures(messages, fired) + _delivery_failures(batches, len(messages))
-    if any(batch.invocation.handler_ms is None for batch in batches):
+    activities = runtime.activities[first_activity:]
+    batches = [a for a in activities if isinstance(a, BatchDelivered)]
+    attempts = [a for a in activities if isinstance(a, AsyncInvoked)]
+    invocations = [a.invocation for a in (*batches, *attempts)]
+    failures = _routing_failures(messages, fired) + _delivery_failures(batches, attempts, len(messages))
+    if any(invocation.handler_ms is None for invocation in invocations):
         failures.append("an invocation's handler did not run")
     return Phase(
         messages=len(messages),
         burst=min(burst, len(messages)),
         publish_s=publish_s,
         drain_s=drain_s,
-        invocations_s=sum(batch.invocation.duration_ms for batch in batches) / 1000,
-        handler_s=sum(batch.invocation.handler_ms or 0 for batch in batches) / 1000,
-        invocations=len(batches),
-        records=sum(batch.records for batch in batches),
+        invocations_s=sum(invocation.duration_ms for invocation in invocations) / 1000,
+        handler_s=sum(invocation.handler_ms or 0 for invocation in invocations) / 1000,
+        invocations=len(invocations),
+        records=_received(batches, attempts),
         failures=failures,
         delay_s=_delay_s(runtime, fired),
     )
@@ -265,9 +324,13 @@ def _routing_failures(messages: list[Message], fired: list[list[RuleFired]]) -> 
     return failures
 
 
-def _delivery_failures(batches: list[BatchDelivered], messages: int) -> list[str]:
+def _received(batches: list[BatchDelivered], attempts: list[AsyncInvoked]) -> int:
+    return sum(batch.records for batch in batches) + sum(attempt.attempt == 1 for attempt in attempts)
+
+
+def _delivery_failures(batches: list[BatchDelivered], attempts: list[AsyncInvoked], messages: int) -> list[str]:
     failures = []
-    records = sum(batch.records for batch in batches)
+    records = _received(batches, attempts)
     if records != messages:
         failures.append(f"the functions received {records} records for {messages} messages")
     for batch in batches:
@@ -277,6 +340,11 @@ def _delivery_failures(batches: list[BatchDelivered], messages: int) -> list[str
         elif batch.left_in_queue:
             why = batch.whole_batch_failed or "reported as batch item failures"
             failures.append(f"{batch.function} left {len(batch.left_in_queue)} records in {batch.queue}: {why}")
+    for attempt in attempts:
+        if attempt.invocation.error is not None:
+            error = attempt.invocation.error
+            function = attempt.invocation.function
+            failures.append(f"{function} failed (attempt {attempt.attempt}): {error.type}: {error.message}")
     return failures
 
 
@@ -319,6 +387,15 @@ def table_failures(runtime: LocalRuntime, rows: dict[RowKey, dict[str, Any]]) ->
     return matched, failures
 
 
+def register(runtime: LocalRuntime, things: dict[str, dict[str, str]]) -> None:
+    """The things in IoT's registry, with their attributes, in THING_GROUP, as onboarding leaves devices."""
+    iot = runtime.cloud.client("iot")
+    iot.create_thing_group(thingGroupName=THING_GROUP)
+    for thing, attributes in things.items():
+        iot.create_thing(thingName=thing, attributePayload={"attributes": attributes})
+        iot.add_thing_to_thing_group(thingGroupName=THING_GROUP, thingName=thing)
+
+
 def _table_name(runtime: LocalRuntime, variable: str) -> str:
     for spec in runtime.function_specs:
         value = spec.resource.properties.get("Environment", {}).get("Variables", {}).get(variable)
@@ -334,6 +411,7 @@ class Outcome:
     machine: dict[str, Any]
     cold_starts_ms: dict[str, float] = field(default_factory=dict)
     main: Phase | None = None
+    telemetry: Phase | None = None
     disconnects: Phase | None = None
     rows_as_expected: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -342,23 +420,30 @@ class Outcome:
 def run(assembly: Path, messages: int, burst: int, command: str) -> Outcome:
     outcome = Outcome(command=command, assembly=str(assembly), machine=machine_facts())
     workload = main_workload(messages)
+    # Readings of the last minutes: the function refuses a reading whose time is far from IoT's time of receipt.
+    now_ms = int(time.time() * 1000)
+    telemetry = Workload()
+    Fleet("bench").readings(telemetry, messages, now_ms)
     warm_up, warm_up_fleet = Workload(), Fleet("warmup")
     warm_up_fleet.connects(warm_up, 1)
     warm_up_fleet.things(warm_up, 1, 0)
+    warm_up_fleet.readings(warm_up, 1, now_ms)
     disconnects = Workload()
     Fleet("bench").disconnects(disconnects, workload.sessions[: max(1, len(workload.sessions) // 4)])
-    rows = {**warm_up.rows, **workload.rows}
+    rows = {**warm_up.rows, **workload.rows, **telemetry.rows}
     # The drain's timeout scales with the work: it is there to catch a stuck queue, not a slow machine.
     with LocalRuntime(assembly, drain_timeout_s=60 + messages * 0.2) as runtime:
+        register(runtime, {**warm_up.registered, **telemetry.registered})
         warm = run_phase(runtime, warm_up.messages, burst)
         outcome.cold_starts_ms = {
-            a.function: a.invocation.init_ms
+            a.invocation.function: a.invocation.init_ms
             for a in runtime.activities
-            if isinstance(a, BatchDelivered) and a.invocation.init_ms is not None
+            if isinstance(a, (BatchDelivered, AsyncInvoked)) and a.invocation.init_ms is not None
         }
         outcome.main = run_phase(runtime, workload.messages, burst)
+        outcome.telemetry = run_phase(runtime, telemetry.messages, burst)
         outcome.rows_as_expected, table_check = table_failures(runtime, rows)
-        outcome.failures = warm.failures + outcome.main.failures + table_check
+        outcome.failures = warm.failures + outcome.main.failures + outcome.telemetry.failures + table_check
         if outcome.failures:  # no point in waiting out the delay: the run has failed
             return outcome
         outcome.disconnects = run_phase(runtime, disconnects.messages, len(disconnects.messages))
@@ -368,9 +453,10 @@ def run(assembly: Path, messages: int, burst: int, command: str) -> Outcome:
 
 
 def render_markdown(outcome: Outcome) -> str:
-    main, disconnects = outcome.main, outcome.disconnects
-    assert main is not None and disconnects is not None, "only a run that did all its work is reported"
-    ms = main.breakdown_ms()
+    main, telemetry, disconnects = outcome.main, outcome.telemetry, outcome.disconnects
+    assert main is not None and telemetry is not None and disconnects is not None, (
+        "only a run that did all its work is reported"
+    )
     lines = [
         "# Local runtime: rule → SQS → Lambda → DynamoDB",
         "",
@@ -381,19 +467,31 @@ def render_markdown(outcome: Outcome) -> str:
         "does work in proportion to the messages in a queue on every SendMessage, ReceiveMessage and "
         "GetQueueAttributes, so the overhead per message grows with the burst (`--burst 10`: a steady trickle).",
         "",
-        "| | |",
-        "|---|---|",
-        f"| throughput, publish to last DynamoDB write | **{main.messages / main.wall_s:.0f} messages/s** |",
-        f"| wall time | {main.wall_s:.2f} s |",
-        f"| in the handlers (incl. their DynamoDB calls to moto) | {ms['handler']:.2f} ms/message |",
-        f"| **runtime overhead** | **{ms['overhead']:.2f} ms/message** |",
-        f"| · rules engine (publish, incl. SendMessage) | {ms['rules_engine']:.2f} ms/message |",
-        f"| · event-source polling (Receive/Delete/queue state, moto) | {ms['event_source_polling']:.2f} ms/message |",
-        f"| · worker IPC (event JSON through the pipe) | {ms['worker_ipc']:.2f} ms/message |",
-        f"| invocations | {main.invocations} ({main.records / main.invocations:.1f} records each) |",
-        f"| cold starts (warm-up, not in the above) | "
+        *_phase_table(
+            main,
+            handlers="their DynamoDB calls to moto",
+            rules="publish, incl. SendMessage",
+            polling="event-source polling (Receive/Delete/queue state, moto)",
+        ),
+        f"| cold starts (warm-up, not in either run) | "
         + ", ".join(f"{name} {init:.0f} ms" for name, init in outcome.cold_starts_ms.items())
         + " |",
+        "",
+        "## Telemetry: rule → asynchronous invocation → Lambda → DynamoDB",
+        "",
+        f"{telemetry.messages} valid readings (environment, power and soil; each thing every kind once a minute, "
+        "published with its thing name as client id) published into the rules engine "
+        f"{_bursts(telemetry)}, after the messages above. Each fires its kind's rule, whose lambda action Lambda "
+        "runs as an asynchronous invocation at the next poll, one reading each, and the archive rule, whose "
+        "Firehose records the drain flushes to S3 at its end. The function reads each thing from IoT's registry "
+        "once, then from its cache; no reading breaches a threshold, so none alerts or commands its device.",
+        "",
+        *_phase_table(
+            telemetry,
+            handlers="their DynamoDB and registry calls to moto",
+            rules="publish: both rules, the invocation queued, the archive record buffered",
+            polling="drain (queue-state checks, the archive's flush to S3, moto)",
+        ),
         "",
         f"Delayed disconnects, measured apart: {disconnects.messages} messages through a queue with a "
         f"{disconnects.delay_s:g} s DeliveryDelay took {disconnects.wall_s:.2f} s: the delay, then "
@@ -411,6 +509,22 @@ def render_markdown(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
+def _phase_table(phase: Phase, *, handlers: str, rules: str, polling: str) -> list[str]:
+    ms = phase.breakdown_ms()
+    return [
+        "| | |",
+        "|---|---|",
+        f"| throughput, publish to last DynamoDB write | **{phase.messages / phase.wall_s:.0f} messages/s** |",
+        f"| wall time | {phase.wall_s:.2f} s |",
+        f"| in the handlers (incl. {handlers}) | {ms['handler']:.2f} ms/message |",
+        f"| **runtime overhead** | **{ms['overhead']:.2f} ms/message** |",
+        f"| · rules engine ({rules}) | {ms['rules_engine']:.2f} ms/message |",
+        f"| · {polling} | {ms['event_source_polling']:.2f} ms/message |",
+        f"| · worker IPC (event JSON through the pipe) | {ms['worker_ipc']:.2f} ms/message |",
+        f"| invocations | {phase.invocations} ({phase.records / phase.invocations:.1f} records each) |",
+    ]
+
+
 def _bursts(phase: Phase) -> str:
     if phase.burst == phase.messages:
         return "back to back, all at once, then the event sources drained until every queue was empty"
@@ -418,13 +532,15 @@ def _bursts(phase: Phase) -> str:
 
 
 def raw_numbers(outcome: Outcome) -> dict[str, Any]:
+    timed = (("main", outcome.main), ("telemetry", outcome.telemetry), ("delayed_disconnects", outcome.disconnects))
     phases = {
         name: {**asdict(phase), "wall_s": phase.wall_s, "ms_per_message": phase.breakdown_ms()}
-        for name, phase in (("main", outcome.main), ("delayed_disconnects", outcome.disconnects))
+        for name, phase in timed
         if phase is not None
     }
-    if outcome.main is not None:
-        phases["main"]["messages_per_s"] = outcome.main.messages / outcome.main.wall_s
+    for name, phase in (("main", outcome.main), ("telemetry", outcome.telemetry)):
+        if phase is not None:
+            phases[name]["messages_per_s"] = phase.messages / phase.wall_s
     return {
         "command": outcome.command,
         "assembly": outcome.assembly,
@@ -442,7 +558,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--assembly", type=Path, default=Path("cdk.out"), help="the folder `cdk synth` wrote")
     parser.add_argument(
-        "--messages", type=int, help=f"messages of the main run (default {DEFAULT_MESSAGES}; quick {QUICK_MESSAGES})"
+        "--messages",
+        type=int,
+        help=f"messages of the main run, and of the telemetry run (default {DEFAULT_MESSAGES}; quick {QUICK_MESSAGES})",
     )
     parser.add_argument(
         "--burst", type=int, help="messages published back to back before each drain (default: all of them)"

@@ -1,14 +1,15 @@
 """Runs the synthesized app (a CDK cloud assembly) on this machine: no Docker, no AWS account.
 
-An embedded AWS (moto's server) holds the tables, queues and topics the template declares; each Lambda
-function runs in its own child process as a warm container would; SQS event source mappings feed the
-functions; a minimal IoT rules engine turns published messages into rule actions. Whatever it does not
-emulate it refuses, with a message saying what and where, rather than pretend.
+An embedded AWS (moto's server) holds the tables, queues, topics and delivery streams the template declares;
+each Lambda function runs in its own child process as a warm container would; SQS event source mappings feed
+the functions; a minimal IoT rules engine turns published messages, a device's or a function's, into rule
+actions. Whatever it does not emulate it refuses, with a message saying what and where, rather than pretend.
 
 Modules: assembly (the cloud assembly and its functions), intrinsics (CloudFormation functions), cloud (the
-embedded AWS), functions and worker (Lambda's execution environments), event_sources (SQS mappings and
-asynchronous invocations), topics and rules (the rules engine), runtime (all of it as one object),
-scenario, report, and __main__ (the command line: `python -m local_runtime --help`).
+embedded AWS) with custom_resources (`Custom::AWS` calls), functions and worker (Lambda's execution
+environments), event_sources (SQS mappings and asynchronous invocations), topics, rules and rule_actions (the
+rules engine), broker (what functions publish to IoT Core), firehose (delivery to S3), runtime (all of it as
+one object), scenario, report, and __main__ (the command line: `python -m local_runtime --help`).
 
 Not emulated, knowingly: IAM (every call is allowed), CloudWatch (logs are captured and printed, metrics
 summed from the EMF lines, alarms skipped), Lambda's memory limit, concurrency (one batch at a time per

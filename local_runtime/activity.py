@@ -1,18 +1,19 @@
-"""What happened while the app ran: the records the rules engine and the event sources report as they work,
-for the command line to print and tests to inspect."""
+"""What happened while the app ran: the records the rules engine, the event sources, the message broker and
+the delivery streams report as they work, for the command line to print and tests to inspect."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from local_runtime.functions import Invocation
+if TYPE_CHECKING:  # for annotations only: functions -> cloud -> firehose -> activity would be a cycle
+    from local_runtime.functions import Invocation
 
 
 @dataclass(frozen=True)
 class ActionOutcome:
-    action: str  # the rule action's type, as in the template: sqs, lambda, sns, dynamoDBv2, republish
-    target: str  # the queue's logical id, or the function's name
+    action: str  # the rule action's type, as in the template: sqs, lambda, sns, dynamoDBv2, republish, firehose
+    target: str  # the queue's (topic's, table's, delivery stream's) logical id, or the function's name
     error: str | None = None  # why it failed; None when it succeeded
 
 
@@ -53,5 +54,25 @@ class AsyncInvoked:
     sent_to: str | None = None  # "OnFailure sqs <arn>", "dead-letter sns <arn>", ...
 
 
-Activity = RuleFired | BatchDelivered | AsyncInvoked
+@dataclass(frozen=True)
+class Published:
+    """A function published a message through IoT Core (iot-data Publish): the rules whose FROM matches its topic
+    ran on it, and every device subscribed to a matching topic filter received it."""
+
+    topic: str
+    payload: bytes
+    function: str
+
+
+@dataclass(frozen=True)
+class ObjectDelivered:
+    """A delivery stream flushed its buffer: one S3 object holding the records that waited."""
+
+    stream: str  # the delivery stream's logical id
+    bucket: str
+    key: str
+    records: int
+
+
+Activity = RuleFired | BatchDelivered | AsyncInvoked | Published | ObjectDelivered
 Observer = Callable[[Activity], None]

@@ -5,7 +5,12 @@ the report can name it by logical id), and is created after the resources it ref
 dead-letter queue). Lambda functions, layers and log groups are not created in moto: they get the names and
 ARNs intrinsics resolve to, and the runtime runs or captures them itself. Properties that change nothing on
 this machine (encryption at rest, backups, tags...) are listed, not refused; any other property this module
-does not know is refused, as it could change behaviour.
+does not know is refused, as it could change behaviour. A `Custom::AWS` resource is created by making its
+call when the embedded AWS answers that call as AWS does (custom_resources.py), else it is skipped.
+
+Messages published through iot-data reach moto's server, where IoT Core's own check is added: a reserved
+topic is refused as IoT refuses it, so the publishing function sees the error. The messages it accepts are
+kept, in order, in `iot_messages`, for the runtime's message broker.
 
 moto keeps one state per process, so there is one embedded AWS per process at a time.
 """
@@ -24,12 +29,16 @@ from typing import Any, Callable, Mapping
 import boto3
 import botocore.session
 from moto.core import config as moto_config
+from moto.core.exceptions import JsonRESTError
 from moto.server import ThreadedMotoServer
 
 from local_runtime.account import ACCOUNT_ID, CREDENTIALS, REGION
 from local_runtime.assembly import FUNCTION, LAYER, Resource, Stack
+from local_runtime.custom_resources import CUSTOM_AWS, CallMade, answered, make_call
 from local_runtime.errors import LocalRuntimeError, NotEmulated
+from local_runtime.firehose import COMPRESSIONS, DEFAULT_BUFFER_MB, DEFAULT_INTERVAL_S, S3Delivery, compile_prefix
 from local_runtime.intrinsics import Physical, Resolver, references
+from local_runtime.topics import is_reserved
 
 TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
@@ -42,7 +51,8 @@ IOT_POLICY = "AWS::IoT::Policy"
 LOG_GROUP = "AWS::Logs::LogGroup"
 TOPIC_RULE = "AWS::IoT::TopicRule"
 AUTHORIZER = "AWS::IoT::Authorizer"
-CREATED_TYPES = (TABLE, QUEUE, TOPIC, SUBSCRIPTION, BUCKET, PARAMETER, THING_GROUP, IOT_POLICY)
+DELIVERY_STREAM = "AWS::KinesisFirehose::DeliveryStream"
+CREATED_TYPES = (TABLE, QUEUE, TOPIC, SUBSCRIPTION, BUCKET, PARAMETER, THING_GROUP, IOT_POLICY, DELIVERY_STREAM)
 NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP, TOPIC_RULE, AUTHORIZER)
 # Subscriptions whose messages would leave this machine: created, never delivered.
 _UNDELIVERED_PROTOCOLS = {"email", "email-json", "http", "https", "sms", "application", "firehose"}
@@ -69,6 +79,17 @@ _NO_LOCAL_EFFECT = {
     "BucketEncryption": "encryption at rest changes nothing here",
     "PublicAccessBlockConfiguration": "nothing is public here",
     "OwnershipControls": "no ACLs here",
+    "LifecycleConfiguration": "lifecycle rules act after days; nothing here lives that long",
+    "DeliveryStreamEncryptionConfigurationInput": "encryption at rest changes nothing here",
+    "EncryptionConfiguration": "encryption at rest changes nothing here",
+    "RoleARN": "no IAM here",
+    "CloudWatchLoggingOptions": "no CloudWatch here",
+    "ErrorOutputPrefix": "only failed processing or format conversion writes there, and neither is emulated",
+    "ServiceToken": "the runtime makes the call itself; the provider function does not run",
+    "InstallLatestAwsSdk": "the embedded AWS answers the call, whatever the SDK's version",
+    "ServiceTimeout": "the embedded AWS answers at once",
+    "Update": "no stack updates here",
+    "Delete": "nothing is deleted here",
 }
 _TABLE_PROPERTIES = {
     "TableName", "KeySchema", "AttributeDefinitions", "BillingMode", "ProvisionedThroughput",
@@ -88,6 +109,11 @@ _PARAMETER_PROPERTIES = {"Name", "Type", "Value", "Description", "Tier", "DataTy
 _BUCKET_NAME_LENGTH = 63
 _THING_GROUP_PROPERTIES = {"ThingGroupName", "ThingGroupProperties", "ParentGroupName", "QueryString"}
 _POLICY_PROPERTIES = {"PolicyName", "PolicyDocument"}
+_DELIVERY_STREAM_PROPERTIES = {"DeliveryStreamName", "DeliveryStreamType", "ExtendedS3DestinationConfiguration"}
+_S3_DESTINATION_PROPERTIES = {"BucketARN", "Prefix", "CompressionFormat", "BufferingHints"}
+_DELIVERY_STREAM_NAME_LENGTH = 64
+# CreateDeliveryStream needs a role, which the template's RoleARN names through IAM (not emulated).
+_NO_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/local-runtime-no-iam"
 # SQS queue names are at most 80 characters; CloudFormation shortens its generated names the same way.
 _QUEUE_NAME_LENGTH = 80
 _FUNCTION_NAME_LENGTH = 64
@@ -125,12 +151,16 @@ class EmbeddedAws:
         self.created: list[Resource] = []
         self.ignored: list[IgnoredProperty] = []
         self.lambda_subscriptions: list[LambdaSubscription] = []
+        self.delivery_streams: dict[str, S3Delivery] = {}  # by stream name
+        self.calls_made: list[CallMade] = []  # by the Custom::AWS resources it created
+        self.iot_messages: list[tuple[str, bytes]] = []  # topic and payload of every message iot-data accepted
         self.endpoint_url = ""
         self.port = 0
         self._server: ThreadedMotoServer | None = None
         self._clients: dict[str, Any] = {}
         self._holds_process_lock = False
         self._iot_config: Any = None
+        self._moto_publish: Callable[..., None] | None = None
 
     def __enter__(self) -> EmbeddedAws:
         if not _one_per_process.acquire(blocking=False):
@@ -176,12 +206,29 @@ class EmbeddedAws:
         # server takes this setting only in process (its config API has no iot section); restored on stop.
         self._iot_config = moto_config.default_user_config.get("iot")
         moto_config.default_user_config["iot"] = {"use_valid_cert": True}
+        self._check_publishes()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, self.port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{self.port}"
         # The state left by an earlier embedded AWS (or moto mock) in this process must not leak in.
         self._reset()
+
+    def _check_publishes(self) -> None:
+        """IoT Core's check on a message published through iot-data, added to moto's, which accepts any topic;
+        restored on stop."""
+        from moto.iotdata.models import IoTDataPlaneBackend  # moto loads its backends lazily: so does this
+
+        moto_publish = self._moto_publish = IoTDataPlaneBackend.publish
+        accepted = self.iot_messages
+
+        def publish(backend: IoTDataPlaneBackend, topic: str, payload: bytes) -> None:
+            if is_reserved(topic):
+                raise _Forbidden(f"Forbidden: {topic} is a reserved topic")
+            moto_publish(backend, topic, payload)
+            accepted.append((topic, payload))
+
+        IoTDataPlaneBackend.publish = publish  # type: ignore[method-assign]
 
     def _stop(self) -> None:
         try:
@@ -190,6 +237,11 @@ class EmbeddedAws:
                 self._server = None
                 moto_config.default_user_config["iot"] = self._iot_config or {"use_valid_cert": False}
         finally:
+            if self._moto_publish is not None:
+                from moto.iotdata.models import IoTDataPlaneBackend
+
+                IoTDataPlaneBackend.publish = self._moto_publish  # type: ignore[method-assign]
+                self._moto_publish = None
             if self._holds_process_lock:
                 self._holds_process_lock = False
                 _one_per_process.release()
@@ -200,7 +252,8 @@ class EmbeddedAws:
             response.read()
 
     def _create_resources(self) -> None:
-        creators: Mapping[str, Callable[[Resource], Physical]] = {
+        # A creator returns None for a resource it leaves uncreated.
+        creators: Mapping[str, Callable[[Resource], Physical | None]] = {
             TABLE: self._create_table,
             QUEUE: self._create_queue,
             TOPIC: self._create_topic,
@@ -209,6 +262,8 @@ class EmbeddedAws:
             PARAMETER: self._create_parameter,
             THING_GROUP: self._create_thing_group,
             IOT_POLICY: self._create_policy,
+            DELIVERY_STREAM: self._create_delivery_stream,
+            CUSTOM_AWS: self._make_custom_aws_call,
             FUNCTION: self._name_function,
             TOPIC_RULE: self._name_topic_rule,
             AUTHORIZER: self._name_authorizer,
@@ -216,7 +271,10 @@ class EmbeddedAws:
             LOG_GROUP: self._name_log_group,
         }
         for resource in self._in_dependency_order([r for r in self.stack.resources.values() if r.type in creators]):
-            self.physical[resource.logical_id] = creators[resource.type](resource)
+            physical = creators[resource.type](resource)
+            if physical is None:
+                continue
+            self.physical[resource.logical_id] = physical
             if resource.type in CREATED_TYPES:
                 self.created.append(resource)
 
@@ -243,20 +301,25 @@ class EmbeddedAws:
             visit(resource)
         return ordered
 
-    def _properties(self, resource: Resource, emulated: set[str]) -> dict[str, Any]:
-        """The resolved properties this runtime emulates; records the ones without local effect, refuses others."""
-        unknown = sorted(set(resource.properties) - emulated - set(_NO_LOCAL_EFFECT))
-        if unknown:
-            raise NotEmulated(
-                f"{resource.label}: {resource.type} property {', '.join(unknown)} is not emulated by the local runtime"
-            )
-        for name in sorted(set(resource.properties) - emulated):
-            self.ignored.append(IgnoredProperty(resource, name, _NO_LOCAL_EFFECT[name]))
+    def _properties(self, resource: Resource, emulated: set[str], within: str = "") -> dict[str, Any]:
+        """The resolved properties this runtime emulates, of the resource or of its property `within`."""
+        place = f"{within}." if within else ""
         return {
-            name: self.resolver.resolve(value, f"{resource.logical_id}.{name}")
-            for name, value in resource.properties.items()
-            if name in emulated
+            name: self.resolver.resolve(value, f"{resource.logical_id}.{place}{name}")
+            for name, value in self._emulated(resource, emulated, within).items()
         }
+
+    def _emulated(self, resource: Resource, emulated: set[str], within: str = "") -> dict[str, Any]:
+        """The properties this runtime emulates, unresolved; records the ones without local effect, refuses others."""
+        place = f"{within}." if within else ""
+        properties = resource.properties[within] if within else resource.properties
+        unknown = sorted(set(properties) - emulated - set(_NO_LOCAL_EFFECT))
+        if unknown:
+            names = ", ".join(place + name for name in unknown)
+            raise NotEmulated(f"{resource.label}: {resource.type} property {names} is not emulated by the local runtime")
+        for name in sorted(set(properties) - emulated):
+            self.ignored.append(IgnoredProperty(resource, place + name, _NO_LOCAL_EFFECT[name]))
+        return {name: value for name, value in properties.items() if name in emulated}
 
     def _create_table(self, resource: Resource) -> Physical:
         properties = self._properties(resource, _TABLE_PROPERTIES)
@@ -397,6 +460,54 @@ class EmbeddedAws:
         )
         return Physical(ref=name, attributes={"Arn": created["policyArn"], "Id": name})
 
+    def _create_delivery_stream(self, resource: Resource) -> Physical:
+        """A DirectPut stream to a bucket of this stack: created in moto as declared, and delivered by the runtime
+        (firehose.py) for the rules' firehose actions."""
+        self._emulated(resource, _DELIVERY_STREAM_PROPERTIES)  # its destination is read in parts, below
+        within = "ExtendedS3DestinationConfiguration"
+        destination = self._properties(resource, _S3_DESTINATION_PROPERTIES, within)
+        where = f"{resource.logical_id}.{within}"
+        source = resource.properties.get("DeliveryStreamType", "DirectPut")
+        if source != "DirectPut":
+            raise NotEmulated(f"{resource.label}: delivery streams of type {source} are not emulated (DirectPut is)")
+        bucket_arn = destination["BucketARN"]
+        buckets = [
+            physical.ref
+            for logical_id, physical in self.physical.items()
+            if self.stack.resources[logical_id].type == BUCKET and physical.attributes["Arn"] == bucket_arn
+        ]
+        if not buckets:
+            raise NotEmulated(f"{resource.label}: it delivers to {bucket_arn}, not a bucket of this stack")
+        compression = destination.get("CompressionFormat", "UNCOMPRESSED")
+        if compression not in COMPRESSIONS:
+            emulated = ", ".join(COMPRESSIONS)
+            raise NotEmulated(f"{where}.CompressionFormat: {compression} is not emulated (these are: {emulated})")
+        name = self._name(resource, "DeliveryStreamName", resource.logical_id[:_DELIVERY_STREAM_NAME_LENGTH])
+        hints = destination.get("BufferingHints", {})
+        self.delivery_streams[name] = S3Delivery(
+            stream=resource.logical_id,
+            name=name,
+            bucket=buckets[0],
+            prefix=destination.get("Prefix", ""),
+            evaluate_prefix=compile_prefix(destination.get("Prefix", ""), f"{where}.Prefix"),
+            compression=compression,
+            buffer_mb=int(hints.get("SizeInMBs", DEFAULT_BUFFER_MB)),
+            interval_s=int(hints.get("IntervalInSeconds", DEFAULT_INTERVAL_S)),
+        )
+        arn = self.client("firehose").create_delivery_stream(
+            DeliveryStreamName=name,
+            DeliveryStreamType=source,
+            ExtendedS3DestinationConfiguration={"RoleARN": _NO_ROLE, **destination},
+        )["DeliveryStreamARN"]
+        return Physical(ref=name, attributes={"Arn": arn})
+
+    def _make_custom_aws_call(self, resource: Resource) -> Physical | None:
+        if not answered(resource.properties.get("Create")):
+            return None  # not created, as a resource of a type the runtime does not emulate
+        made = make_call(resource, self._properties(resource, {"Create"})["Create"], self.client)
+        self.calls_made.append(made)
+        return made.physical
+
     def _name_authorizer(self, resource: Resource) -> Physical:
         name = self._name(resource, "AuthorizerName", resource.logical_id)
         return Physical(ref=name, attributes={"Arn": f"arn:aws:iot:{REGION}:{ACCOUNT_ID}:authorizer/{name}"})
@@ -424,6 +535,15 @@ class EmbeddedAws:
             return default
         where = f"{resource.logical_id}.{property_name}"
         return self.resolver.resolve_string(resource.properties[property_name], where)
+
+
+class _Forbidden(JsonRESTError):
+    """What IoT Core answers a Publish it does not allow."""
+
+    code = 403
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ForbiddenException", message)
 
 
 def function_arn(name: str) -> str:

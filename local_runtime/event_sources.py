@@ -1,9 +1,12 @@
 """How Lambda feeds functions here: SQS event source mappings, SNS subscriptions, and the queue of
-asynchronous invocations (an IoT rule's lambda action, an SNS notification; see async_invocations.py).
+asynchronous invocations (an IoT rule's lambda action, an SNS notification; see async_invocations.py); and, on
+each poll too, what the work of the functions sets off: the messages they published (broker.py) and the
+delivery streams' buffers that are due (firehose.py).
 
 The pollers run when asked (`poll`, `run_for`, `drain`), one batch at a time: a mapping's
 ScalingConfig.MaximumConcurrency is recorded, not used to run batches in parallel, and a batching window is
-not waited for (a poll takes what the queue has, up to BatchSize).
+not waited for (a poll takes what the queue has, up to BatchSize). A drain ends by flushing every delivery
+stream's buffer.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from local_runtime.account import REGION
 from local_runtime.activity import BatchDelivered, Observer
 from local_runtime.assembly import Resource, Stack
 from local_runtime.async_invocations import AsyncInvocations, sns_event
+from local_runtime.broker import Broker
 from local_runtime.cloud import QUEUE, EmbeddedAws, LambdaSubscription
 from local_runtime.errors import LocalRuntimeError, NotEmulated
+from local_runtime.firehose import DeliveryStreams
 from local_runtime.functions import Invocation, LocalFunction, LocalFunctions
 
 MAPPING = "AWS::Lambda::EventSourceMapping"
@@ -215,30 +220,30 @@ def invoke_denied(cloud: EmbeddedAws, function: LocalFunction, principal: str, s
 
 
 class EventSources:
-    """The SQS pollers of every mapping, the SNS subscriptions of functions, and the asynchronous invocations
-    waiting to run."""
+    """The SQS pollers of every mapping, the SNS subscriptions of functions, the asynchronous invocations
+    waiting to run, the messages the functions published, and the delivery streams' buffers."""
 
     def __init__(
         self,
         mappings: list[SqsMapping],
         sns_subscriptions: list[SnsSubscription],
         async_invocations: AsyncInvocations,
+        broker: Broker,
+        delivery_streams: DeliveryStreams,
         sqs: Any,
         observer: Observer,
     ) -> None:
         self.mappings = mappings
         self.sns_subscriptions = sns_subscriptions
         self._async = async_invocations
+        self._broker = broker
+        self._delivery_streams = delivery_streams
         self._sqs = sqs
         self._observer = observer
 
-    def invoke_async(self, function: LocalFunction, event: Any, source: str) -> None:
-        """Queued as Lambda queues an asynchronous invocation; it runs at the next poll."""
-        self._async.invoke(function, event, source)
-
     def poll(self) -> bool:
-        """One receive per enabled mapping and SNS subscription, and the waiting asynchronous invocations.
-        True if anything ran."""
+        """One receive per enabled mapping and SNS subscription, the waiting asynchronous invocations, then the
+        messages all these functions published; the delivery streams flush what is due. True if anything ran."""
         delivered = False
         for mapping in self.mappings:
             if mapping.enabled:
@@ -246,6 +251,8 @@ class EventSources:
         for subscription in self.sns_subscriptions:
             delivered |= self._poll_subscription(subscription)
         delivered |= self._async.run_pending()
+        delivered |= self._broker.poll()
+        self._delivery_streams.flush_due()
         return delivered
 
     def _poll_subscription(self, subscription: SnsSubscription) -> bool:
@@ -255,7 +262,7 @@ class EventSources:
             # SNS invokes a subscribed function asynchronously, one notification per invocation.
             event = sns_event(json.loads(message["Body"]), subscription.subscription.subscription_arn)
             topic = subscription.subscription.topic_arn.rsplit(":", 1)[-1]
-            self.invoke_async(subscription.function, event, f"SNS topic {topic}")
+            self._async.invoke(subscription.function, event, f"SNS topic {topic}")
             self._sqs.delete_message(QueueUrl=relay, ReceiptHandle=message["ReceiptHandle"])
         return bool(messages)
 
@@ -267,11 +274,13 @@ class EventSources:
                 time.sleep(min(_IDLE_POLL_S, max(0.0, end - time.monotonic())))
 
     def drain(self, timeout_s: float) -> None:
-        """Polls until every mapped queue is empty, with nothing delayed or in flight."""
+        """Polls until every mapped queue is empty, with nothing delayed or in flight, then flushes the delivery
+        streams."""
         deadline = time.monotonic() + timeout_s
         while True:
             delivered = self.poll()
             if not delivered and self._async.waiting == 0 and all(state.idle for state in self.queue_states().values()):
+                self._delivery_streams.flush()
                 return
             # Checked after deliveries too: a record that fails and comes back at once would loop forever.
             if time.monotonic() > deadline:

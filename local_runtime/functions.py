@@ -1,7 +1,13 @@
 """Runs Lambda functions as Lambda does, each in its own child process (worker.py): a warm container that is
 started on the first invocation (a cold start), reused by the next ones, and replaced after a timeout or a
 crash. The function sees Lambda's environment variables, resolved against the embedded AWS, fake credentials
-and nothing of this machine's Python packages but those Lambda's Python runtime ships.
+and nothing of this machine's Python packages but those Lambda's Python runtime ships. Its AWS SDK calls reach
+the embedded AWS: AWS_ENDPOINT_URL, and any service's own AWS_ENDPOINT_URL_<SERVICE> the template sets, point
+there.
+
+One invocation runs at a time, so the messages the embedded AWS accepted through iot-data Publish while a
+function ran are the ones it published: each invocation lists them, and the invocations that published wait
+in `outbox` for the message broker.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from local_runtime.account import CREDENTIALS, REGION
 from local_runtime.assembly import FunctionSpec, select_function
@@ -27,6 +34,8 @@ from local_runtime.native_packages import link_native_builds
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 INIT_PHASE_LIMIT_S = 10  # as worker.INIT_PHASE_LIMIT_MS: Lambda's own limit for a function's initialization
+# botocore's service-specific endpoint variables (AWS_ENDPOINT_URL_DYNAMODB, ...): pointed at the embedded AWS.
+SERVICE_ENDPOINT_PREFIX = "AWS_ENDPOINT_URL_"
 _STOP_GRACE_S = 2
 # Variables Lambda sets itself and refuses in a function's configuration.
 RESERVED_VARIABLES = frozenset({
@@ -62,6 +71,7 @@ class Invocation:
     # From the worker's "started" (just before it calls the handler) to its answer, at this end of the pipe:
     # the handler's own time, without the request's way through the pipe. None if the handler never ran.
     handler_ms: float | None = None
+    published: tuple[tuple[str, bytes], ...] = ()  # topic and payload of each message it published to IoT Core
 
 
 class _WorkerExited(Exception):
@@ -156,6 +166,8 @@ class LocalFunction:
         environment: dict[str, str],
         python_path: list[str],
         log_path: Path,
+        iot_messages: Sequence[tuple[str, bytes]],
+        outbox: deque[Invocation],
     ) -> None:
         self.spec = spec
         self.function_name = function_name
@@ -163,8 +175,11 @@ class LocalFunction:
         self._environment = environment
         self._python_path = python_path
         self._log_path = log_path
+        self._iot_messages = iot_messages
+        self._outbox = outbox
         self._worker: _Worker | None = None
         self._handler_started: float | None = None  # when the current invocation's handler started
+        self._messages_start = 0  # how many iot_messages there were when the current invocation started
 
     @property
     def name(self) -> str:
@@ -183,6 +198,7 @@ class LocalFunction:
         cold = self._worker is None
         worker = self._worker or self._start_worker()
         log_start = self._log_path.stat().st_size
+        self._messages_start = len(self._iot_messages)
         started = time.monotonic()
         self._handler_started = None
         try:
@@ -248,7 +264,13 @@ class LocalFunction:
         with self._log_path.open("rb") as log:
             log.seek(log_start)
             logs = log.read().decode("utf-8", errors="replace").splitlines()
-        return Invocation(self.name, request_id, result, error, duration_ms, init_ms, tuple(logs), handler_ms)
+        published = tuple(self._iot_messages[self._messages_start :])
+        invocation = Invocation(
+            self.name, request_id, result, error, duration_ms, init_ms, tuple(logs), handler_ms, published
+        )
+        if published:
+            self._outbox.append(invocation)
+        return invocation
 
 
 class LocalFunctions:
@@ -260,6 +282,7 @@ class LocalFunctions:
         self._workdir = workdir
         self._runtime_packages = link_runtime_packages(workdir / "runtime-packages")
         self._functions: dict[str, LocalFunction] = {}
+        self.outbox: deque[Invocation] = deque()  # the invocations that published, oldest first
         # Per function: the layer distributions built for Lambda's platform that run as this machine's build.
         self.native_builds: dict[str, list[str]] = {}
 
@@ -316,6 +339,8 @@ class LocalFunctions:
             environment,
             python_path=[str(spec.code_dir), *native, *map(str, layers), str(self._runtime_packages)],
             log_path=self._workdir / f"{spec.logical_id}.log",
+            iot_messages=self._cloud.iot_messages,
+            outbox=self.outbox,
         )
 
     def _variables(self, spec: FunctionSpec) -> dict[str, str]:
@@ -345,13 +370,15 @@ def lambda_environment(
     runtime_dir: Path,
 ) -> dict[str, str]:
     """The environment Lambda gives the function, pointed at the embedded AWS. Nothing is inherited from this
-    process: its AWS credentials, profile or region must never reach a function."""
+    process: its AWS credentials, profile or region must never reach a function. A service endpoint the template
+    sets (resolved all the same, so that a bad reference fails) is the embedded AWS too."""
     assert spec.handler is not None and spec.code_dir is not None and spec.runtime is not None
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",  # Lambda's is en_US.UTF-8, which this machine may not have; both are UTF-8
         "TZ": ":UTC",
         **variables,
+        **{name: endpoint_url for name in variables if name.startswith(SERVICE_ENDPOINT_PREFIX)},
         "_HANDLER": spec.handler,
         "LAMBDA_TASK_ROOT": str(spec.code_dir),
         "LAMBDA_RUNTIME_DIR": str(runtime_dir),

@@ -9,12 +9,16 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
+import botocore.session
 from boto3.dynamodb.types import TypeDeserializer
+from botocore.utils import CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES
 
-from local_runtime.activity import Activity, AsyncInvoked, BatchDelivered, RuleFired
-from local_runtime.cloud import BUCKET, IOT_POLICY, PARAMETER, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC
+from local_runtime.activity import Activity, AsyncInvoked, BatchDelivered, ObjectDelivered, Published, RuleFired
+from local_runtime.cloud import (
+    BUCKET, DELIVERY_STREAM, IOT_POLICY, PARAMETER, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC,
+)  # fmt: skip
 from local_runtime.event_sources import queue_state
-from local_runtime.functions import Invocation
+from local_runtime.functions import SERVICE_ENDPOINT_PREFIX, Invocation
 from local_runtime.runtime import LocalRuntime
 
 MAX_MESSAGES_SHOWN = 20
@@ -28,6 +32,7 @@ _TYPE_NAMES = {
     PARAMETER: ("SSM parameter", "SSM parameters"),
     THING_GROUP: ("thing group", "thing groups"),
     IOT_POLICY: ("IoT policy", "IoT policies"),
+    DELIVERY_STREAM: ("Firehose delivery stream", "Firehose delivery streams"),
 }
 # Keys every Powertools log line carries: the summary shows the message and the keys particular to it.
 _COMMON_LOG_KEYS = {
@@ -43,6 +48,11 @@ def describe_activity(activity: Activity) -> list[str]:
         return _rule_lines(activity)
     if isinstance(activity, BatchDelivered):
         return _batch_lines(activity)
+    if isinstance(activity, Published):
+        return [f"{activity.function} published to {activity.topic}: {_output(_payload_value(activity.payload))}"]
+    if isinstance(activity, ObjectDelivered):
+        records = f"{activity.records} record{'s' * (activity.records != 1)}"
+        return [f"firehose {activity.stream} delivered {records} to s3://{activity.bucket}/{activity.key}"]
     return _async_lines(activity)
 
 
@@ -60,6 +70,14 @@ def _rule_lines(fired: RuleFired) -> list[str]:
         result = f"FAILED, the message is lost: {error}" if error else "sent the error message"
         lines.append(f"  errorAction -> {fired.error_action.action} {fired.error_action.target}: {result}")
     return lines
+
+
+def _payload_value(payload: bytes) -> Any:
+    """A payload as the rules see it: its JSON value, or its bytes."""
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
 
 
 def _output(value: Any, limit: int = 100) -> str:
@@ -138,6 +156,14 @@ def _log_record(record: Mapping[str, Any]) -> str:
         last_line = str(record.get("exception", "")).strip().splitlines()[-1:] or [""]
         text += f" [{record['exception_name']}: {last_line[0]}]"
     return f"{text}  {fields}" if fields else text
+
+
+def _botocore_endpoint_variables() -> set[str]:
+    """The service-specific endpoint variables botocore reads, one per client: iot-data's is
+    AWS_ENDPOINT_URL_IOT_DATA_PLANE, after its service id."""
+    clients = botocore.session.Session().get_available_services()
+    service_ids = (CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES.get(client, client) for client in clients)
+    return {SERVICE_ENDPOINT_PREFIX + service_id.replace("-", "_").upper() for service_id in service_ids}
 
 
 def tables_report(runtime: LocalRuntime) -> str:
@@ -268,6 +294,24 @@ def startup_summary(runtime: LocalRuntime, *, with_event_flow: bool) -> str:
     native = sorted({build for builds in runtime.functions.native_builds.values() for build in builds})
     if native:
         lines.append(f"    compiled layer packages run as this machine's build of the same version: {', '.join(native)}")
+    for spec in runtime.function_specs:
+        variables = spec.resource.properties.get("Environment", {}).get("Variables", {})
+        endpoints = sorted(name for name in variables if name.startswith(SERVICE_ENDPOINT_PREFIX))
+        if endpoints and not spec.not_runnable:
+            line = f"    {spec.name}: {', '.join(endpoints)} set to the embedded AWS, not the template's value"
+            unread = sorted(set(endpoints) - _botocore_endpoint_variables())
+            if unread:
+                line += f"; no boto3 client reads {', '.join(unread)} (botocore names them after the service id)"
+            lines.append(line)
+    for made in cloud.calls_made:
+        attributes = ", ".join(sorted(made.physical.attributes))
+        lines.append(f"  {made.resource.logical_id}: its Custom::AWS call {made.call} made here ({attributes})")
+    for stream in cloud.delivery_streams.values():
+        lines.append(
+            f"  firehose {stream.stream} -> s3://{stream.bucket}/{stream.prefix} ({stream.compression}; "
+            f"one object per {stream.buffer_mb} MiB, {stream.interval_s} s or drain); a function's own PutRecord "
+            "is delivered by moto: one uncompressed object per call, under the prefix as written + yyyy/MM/dd/HH/"
+        )
     if with_event_flow:
         for mapping in runtime.event_sources.mappings:
             settings = f"batches of {mapping.batch_size}"

@@ -1,5 +1,5 @@
-"""The topic rule actions the local runtime performs: sqs, lambda, sns, dynamoDBv2 and republish, each as IoT
-Core performs it on AWS, failing where AWS fails (so that the rule's errorAction runs with AWS's message).
+"""The topic rule actions the local runtime performs: sqs, lambda, sns, dynamoDBv2, republish and firehose, each
+as IoT Core performs it on AWS, failing where AWS fails (so that the rule's errorAction runs with AWS's message).
 
 Each action is read from the template once, when the rules load: an action type or property this module does
 not emulate is refused there, naming the rule. The role a rule action names is not checked (there is no IAM
@@ -20,14 +20,17 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from local_runtime.cloud import QUEUE, TABLE, TOPIC, EmbeddedAws
-from local_runtime.errors import NotEmulated
+from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.event_sources import invoke_denied
 from local_runtime.functions import LocalFunction, LocalFunctions
 from local_runtime.iot_sql import MessageContext, SqlEvaluationError, parse_template
+from local_runtime.topics import is_reserved
 
 # The characters SQS accepts in a message body (moto accepts any, so the check is made here).
 _NOT_SQS_TEXT = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SERIALIZER = TypeSerializer()
+FIREHOSE_SEPARATORS = ("\n", "\t", "\r\n", ",")  # the record separators IoT accepts
+MAX_BATCH_RECORDS = 500  # PutRecordBatch's limit
 
 
 class ActionFailed(Exception):
@@ -60,6 +63,8 @@ class Services(Protocol):
     def client(self, service: str) -> Any: ...
 
     def invoke_async(self, function: LocalFunction, event: Any, source: str) -> None: ...
+
+    def put_records(self, stream: str, records: list[bytes]) -> None: ...
 
 
 Republished = tuple[str, bytes]  # a topic and a payload for the rules engine
@@ -212,18 +217,53 @@ class RepublishAction:
             raise ActionFailed(f"Failed to republish: the topic template cannot be evaluated: {error}") from None
         if not topic or "+" in topic or "#" in topic:
             raise ActionFailed(f"Failed to republish to {topic!r}: not a topic name")
-        if topic.startswith("$") and not topic.startswith("$aws/things/"):
+        if is_reserved(topic):
             raise ActionFailed(f"Failed to republish to {topic}: a reserved topic")
         return topic, output.body
 
 
-Action = SqsAction | LambdaAction | SnsAction | DynamoDbV2Action | RepublishAction
+@dataclass(frozen=True)
+class FirehoseAction:
+    stream_name: str
+    stream: str  # its logical id
+    separator: bytes  # after each record
+    batch_mode: bool  # the SELECT makes a JSON array, and each element is a record (PutRecordBatch)
+
+    kind = "firehose"
+    failed_action = "FirehoseAction"
+
+    @property
+    def target(self) -> str:
+        return self.stream
+
+    @property
+    def resource(self) -> str:
+        return self.stream_name
+
+    def run(self, output: Output, message: Message, services: Services, rule: str) -> Republished | None:
+        failed = "Failed to send the record to Firehose"
+        if not self.batch_mode:
+            services.put_records(self.stream_name, [output.body + self.separator])
+            return None
+        if not isinstance(output.value, list):
+            raise ActionFailed(f"{failed}: batchMode is true and the SELECT output is not a JSON array")
+        if not 1 <= len(output.value) <= MAX_BATCH_RECORDS:
+            raise ActionFailed(
+                f"{failed}: batchMode is true and the array holds {len(output.value)} records "
+                f"(PutRecordBatch takes 1 to {MAX_BATCH_RECORDS})"
+            )
+        services.put_records(self.stream_name, [Output(element).body + self.separator for element in output.value])
+        return None
+
+
+Action = SqsAction | LambdaAction | SnsAction | DynamoDbV2Action | RepublishAction | FirehoseAction
 _SETTINGS: dict[str, set[str]] = {
     "Sqs": {"QueueUrl", "RoleArn", "UseBase64"},
     "Lambda": {"FunctionArn"},
     "Sns": {"TargetArn", "RoleArn", "MessageFormat"},
     "DynamoDBv2": {"PutItem", "RoleArn"},
     "Republish": {"Topic", "RoleArn", "Qos"},
+    "Firehose": {"DeliveryStreamName", "RoleArn", "Separator", "BatchMode"},
 }
 
 
@@ -266,6 +306,18 @@ def load_action(
         if table is None:
             raise NotEmulated(f"{label}: its dynamoDBv2 action writes to {table_name}, which is not a table of this stack")
         return DynamoDbV2Action(table_name, table)
+    if kind == "Firehose":
+        name = resolve("DeliveryStreamName")
+        if name not in cloud.delivery_streams:
+            raise NotEmulated(
+                f"{label}: its firehose action puts records into {name}, which is not a delivery stream of this stack"
+            )
+        separator = settings.get("Separator", "")
+        if separator and separator not in FIREHOSE_SEPARATORS:
+            accepted = ", ".join(map(repr, FIREHOSE_SEPARATORS))
+            raise LocalRuntimeError(f"{where}.Firehose.Separator: IoT refuses {separator!r} (it accepts {accepted})")
+        stream = cloud.delivery_streams[name].stream
+        return FirehoseAction(name, stream, separator.encode(), batch_mode=settings.get("BatchMode") in (True, "true"))
     topic_template = resolve("Topic")
     parse_template(topic_template)  # refused now if the template uses what the SQL evaluator does not emulate
     return RepublishAction(topic_template)

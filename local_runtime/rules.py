@@ -20,9 +20,10 @@ from typing import Any
 
 from local_runtime.activity import ActionOutcome, Observer, RuleFired
 from local_runtime.assembly import Resource, Stack
+from local_runtime.async_invocations import AsyncInvocations
 from local_runtime.cloud import TOPIC_RULE, EmbeddedAws
 from local_runtime.errors import LocalRuntimeError, NotEmulated
-from local_runtime.event_sources import EventSources
+from local_runtime.firehose import DeliveryStreams
 from local_runtime.functions import LocalFunction, LocalFunctions
 from local_runtime.iot_sql import NOT_FIRED, MessageContext, SqlEvaluationError, SqlNotSupported, Statement, parse_rule_sql
 from local_runtime.rule_actions import Action, ActionFailed, Message, Output, load_action
@@ -95,11 +96,17 @@ def _rule(resource: Resource, cloud: EmbeddedAws, functions: LocalFunctions) -> 
 
 class RulesEngine:
     def __init__(
-        self, rules: list[TopicRule], cloud: EmbeddedAws, event_sources: EventSources, observer: Observer
+        self,
+        rules: list[TopicRule],
+        cloud: EmbeddedAws,
+        async_invocations: AsyncInvocations,
+        delivery_streams: DeliveryStreams,
+        observer: Observer,
     ) -> None:
         self.rules = rules
         self._cloud = cloud
-        self._event_sources = event_sources
+        self._async_invocations = async_invocations
+        self._delivery_streams = delivery_streams
         self._observer = observer
 
     # The services the actions use (rule_actions.Services).
@@ -107,7 +114,10 @@ class RulesEngine:
         return self._cloud.client(service)
 
     def invoke_async(self, function: LocalFunction, event: Any, source: str) -> None:
-        self._event_sources.invoke_async(function, event, source)
+        self._async_invocations.invoke(function, event, source)
+
+    def put_records(self, stream: str, records: list[bytes]) -> None:
+        self._delivery_streams.put(stream, records)
 
     def publish(
         self, topic: str, payload: bytes, client_id: str = NO_CLIENT, principal: str | None = None

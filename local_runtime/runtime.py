@@ -10,15 +10,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from local_runtime.activity import Activity, Observer, RuleFired
+from local_runtime.activity import Activity, Observer, Published, RuleFired
 from local_runtime.assembly import FunctionSpec, Stack, find_functions, load_stack
 from local_runtime.async_invocations import EVENT_INVOKE_CONFIG, AsyncInvocations, load_async_settings
 from local_runtime.authorizers import Authorizer, Connection, Decision, authorize, load_authorizers
+from local_runtime.broker import Broker
 from local_runtime.cloud import CREATED_TYPES, NAMED_TYPES, EmbeddedAws, IgnoredProperty
 from local_runtime.errors import LocalRuntimeError
 from local_runtime.event_sources import MAPPING, PERMISSION, EventSources, load_mappings, load_sns_subscriptions
+from local_runtime.firehose import DeliveryStreams
 from local_runtime.functions import Invocation, LocalFunctions
 from local_runtime.rules import NO_CLIENT, RulesEngine, load_rules
+from local_runtime.topics import TopicFilter
 
 DEFAULT_DRAIN_TIMEOUT_S = 60.0
 _RUN_TYPES = {*CREATED_TYPES, *NAMED_TYPES, MAPPING, PERMISSION, EVENT_INVOKE_CONFIG}
@@ -84,14 +87,22 @@ class LocalRuntime:
             async_invocations = AsyncInvocations(
                 load_async_settings(self.stack, cloud, functions), cloud.client, functions, self._record
             )
+            mappings = load_mappings(self.stack, cloud, functions)
+            sns_subscriptions = load_sns_subscriptions(cloud, functions)
+            delivery_streams = DeliveryStreams(cloud.delivery_streams, cloud.client, self._record)
+            rules = RulesEngine(
+                load_rules(self.stack, cloud, functions), cloud, async_invocations, delivery_streams, self._record
+            )
             self._event_sources = EventSources(
-                load_mappings(self.stack, cloud, functions),
-                load_sns_subscriptions(cloud, functions),
+                mappings,
+                sns_subscriptions,
                 async_invocations,
+                Broker(functions.outbox, rules.publish, self._record),
+                delivery_streams,
                 cloud.client("sqs"),
                 self._record,
             )
-            self._rules = RulesEngine(load_rules(self.stack, cloud, functions), cloud, self._event_sources, self._record)
+            self._rules = rules
         return self._rules
 
     @property
@@ -127,11 +138,24 @@ class LocalRuntime:
         self.event_sources.run_for(seconds)
 
     def drain(self) -> None:
+        """Runs the event sources until the queues are empty and the functions' messages routed, then flushes
+        the delivery streams (their objects are in S3 when it returns)."""
         self.event_sources.drain(self.drain_timeout_s)
 
+    def published_to(self, topic_filter: str) -> list[Published]:
+        """The messages the functions published to topics `topic_filter` matches (MQTT's + and #), in order: what a
+        device subscribed to it has received from them once the event sources polled (`drain`, `run_for`)."""
+        subscription = TopicFilter.parse(topic_filter, "published_to")
+        return [a for a in self.activities if isinstance(a, Published) and subscription.matches(a.topic)]
+
     def not_emulated(self) -> Counter[str]:
-        """Resource types of the stack the runtime neither creates nor runs, with their counts."""
-        return Counter(r.type for r in self.stack.resources.values() if r.type not in _RUN_TYPES)
+        """Resource types of the stack the runtime neither creates nor runs, with their counts (a `Custom::AWS`
+        whose call it made counts as created)."""
+        return Counter(
+            r.type
+            for r in self.stack.resources.values()
+            if r.type not in _RUN_TYPES and r.logical_id not in self.cloud.physical
+        )
 
     @property
     def ignored_properties(self) -> list[IgnoredProperty]:

@@ -1,4 +1,4 @@
-"""MQTT topic filters as AWS IoT matches them (rules now; subscriptions of the MQTT broker later)."""
+"""MQTT topics and topic filters as AWS IoT matches them (the rules' FROM, and what a subscriber receives)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,9 @@ class TopicFilter:
             if index >= len(topic_levels) or (level != "+" and level != topic_levels[index]):
                 return False
         return len(topic_levels) == len(filter_levels)
+
+
+def is_reserved(topic: str) -> bool:
+    """Whether `topic` is one of IoT Core's own topics (`$...`), which neither a rule's republish nor a client
+    may publish to; a thing's topics (`$aws/things/...`) are the exception."""
+    return topic.startswith("$") and not topic.startswith("$aws/things/")

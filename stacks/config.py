@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from stacks.function_code import function_module
+
 PREFIX = "deviceBackend."
 
 # CloudWatch Logs accepts only these retention periods.
@@ -93,6 +95,25 @@ class AuthorizerConfig:
 
 
 @dataclass(frozen=True)
+class TelemetryConfig:
+    """Device data on `dt/<application>/<thing>/<kind>`; commands to devices on `cmd/<application>/<thing>/...`."""
+
+    application: str = "fleet"
+    history_days: int = 30  # readings older than this leave the history table (DynamoDB TTL)
+    archive_days: int = 365  # raw messages older than this leave the archive bucket
+    enrichment_cache_seconds: int = 300  # how long a container trusts what it read of a thing's registry entry
+    # kind -> measure -> {"min": x, "max": y}; for every thing, and per thing group (a group can only tighten)
+    thresholds: Mapping[str, Mapping[str, Mapping[str, float]]] = field(
+        default_factory=lambda: {
+            "environment": {"temperature": {"min": 5, "max": 35}, "humidity": {"max": 90}},
+            "soil": {"moisture": {"min": 20}},
+            "power": {"battery": {"min": 15}},
+        }
+    )
+    group_thresholds: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class BackendConfig:
     name_prefix: str = "iot_backend"
     metrics_namespace: str = "IotDeviceBackend"
@@ -105,6 +126,7 @@ class BackendConfig:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     onboarding: OnboardingConfig = field(default_factory=OnboardingConfig)
     authorizer: AuthorizerConfig = field(default_factory=AuthorizerConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
 
 def _integer(low: int, high: int) -> Callable[[Any], int]:
@@ -259,6 +281,51 @@ def _topics(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple((action, tuple(value[action])) for action in ("publish", "subscribe", "receive"))
 
 
+_KINDS = function_module("ingest_telemetry/kinds.py").KINDS
+
+
+def _thresholds(value: Any) -> dict[str, dict[str, dict[str, float]]]:
+    """kind -> measure -> limits, checked against the kinds' models (functions/ingest_telemetry/kinds.py)."""
+    kinds = "; ".join(f"{kind}: {', '.join(spec.measures)}" for kind, spec in _KINDS.items())
+    allowed = (
+        'an object {"<kind>": {"<measure>": {"min": number, "max": number}}} (either bound may be left out; '
+        f"min below max; within what the sensor can report), of these kinds and measures: {kinds}"
+    )
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(allowed) from None
+    if not isinstance(value, dict):
+        raise ConfigError(allowed)
+    for kind, measures in value.items():
+        if kind not in _KINDS or not isinstance(measures, dict):
+            raise ConfigError(allowed)
+        for measure, bounds in measures.items():
+            spec = _KINDS[kind].measures.get(measure)
+            if spec is None or not isinstance(bounds, dict) or not bounds or set(bounds) - {"min", "max"}:
+                raise ConfigError(allowed)
+            if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds.values()):
+                raise ConfigError(allowed)
+            if not all(spec.low <= b <= spec.high for b in bounds.values()):
+                raise ConfigError(f"{allowed}; {kind}.{measure} is reported from {spec.low:g} to {spec.high:g} {spec.unit}")
+            if bounds.get("min", spec.low) >= bounds.get("max", spec.high + 1):
+                raise ConfigError(allowed)
+    return value
+
+
+def _group_thresholds(value: Any) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    allowed = 'an object {"<thing group name>": thresholds} (see telemetry.thresholds)'
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(allowed) from None
+    if not isinstance(value, dict) or not all(isinstance(g, str) and re.fullmatch(r"[a-zA-Z0-9:_-]{1,128}", g) for g in value):
+        raise ConfigError(allowed)
+    return {group: _thresholds(thresholds) for group, thresholds in value.items()}
+
+
 def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value in (None, "") else parse(value)
 
@@ -312,6 +379,13 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "authorizer.tokenSigningDisabled": (("authorizer", "token_signing_disabled"), _boolean),
     "authorizer.defaultForDomain": (("authorizer", "default_for_domain"), _boolean),
     "authorizer.topics": (("authorizer", "topics"), _topics),
+    # The second level of the device topics (dt/<application>/<thing>/<kind>); no MQTT wildcards.
+    "telemetry.application": (("telemetry", "application"), _matching(r"[a-zA-Z0-9_-]{1,64}", "1-64 of a-z, A-Z, 0-9, _ and -")),
+    "telemetry.historyDays": (("telemetry", "history_days"), _integer(1, 3650)),
+    "telemetry.archiveDays": (("telemetry", "archive_days"), _integer(1, 3650)),
+    "telemetry.enrichmentCacheSeconds": (("telemetry", "enrichment_cache_seconds"), _integer(0, 3600)),
+    "telemetry.thresholds": (("telemetry", "thresholds"), _thresholds),
+    "telemetry.groupThresholds": (("telemetry", "group_thresholds"), _group_thresholds),
 }
 
 SETTING_KEYS = tuple(PREFIX + name for name in _SETTINGS)
@@ -322,7 +396,9 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
     unknown = sorted(key for key in context if key.startswith(PREFIX) and key[len(PREFIX) :] not in _SETTINGS)
     if unknown:
         raise ConfigError(f"Unknown context key {unknown[0]!r}; the keys are: {', '.join(SETTING_KEYS)}")
-    sections: dict[str, dict[str, Any]] = {"": {}, "presence": {}, "registry": {}, "onboarding": {}, "authorizer": {}}
+    sections: dict[str, dict[str, Any]] = {
+        "": {}, "presence": {}, "registry": {}, "onboarding": {}, "authorizer": {}, "telemetry": {}
+    }  # fmt: skip
     for name, (path, parse) in _SETTINGS.items():
         key = PREFIX + name
         if key not in context:
@@ -338,6 +414,7 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
         registry=RegistryConfig(**sections["registry"]),
         onboarding=OnboardingConfig(**sections["onboarding"]),
         authorizer=_authorizer(sections["authorizer"]),
+        telemetry=TelemetryConfig(**sections["telemetry"]),
         **sections[""],
     )
 

@@ -12,6 +12,7 @@ from stacks.config import BackendConfig
 from stacks.lifecycle import Presence, RegistryInventory
 from stacks.onboarding import Onboarding
 from stacks.platform import Platform
+from stacks.telemetry import RawArchive, TelemetryIngestion
 
 
 class DeviceBackendStack(Stack):
@@ -21,5 +22,7 @@ class DeviceBackendStack(Stack):
         self.presence = Presence(self, "Presence", platform=self.platform)
         self.registry = RegistryInventory(self, "Registry", platform=self.platform)
         self.onboarding = Onboarding(self, "Onboarding", platform=self.platform)
+        self.telemetry = TelemetryIngestion(self, "Telemetry", platform=self.platform)
+        self.archive = RawArchive(self, "TelemetryArchive", platform=self.platform)
         if config.authorizer.enabled:
             self.authorizer = DeviceAuthorizer(self, "Authorizer", platform=self.platform)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from event_processing.conditional_writes import ConditionalWrite, Placeholders
 
 _serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class WriteResult(NamedTuple):
+    applied: bool
+    current: dict[str, Any] | None  # when the condition rejected the write: the item as it is (None if absent)
 
 
 def _typed(values: dict[str, Any]) -> dict[str, Any]:
@@ -18,11 +24,17 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
 
 def write_conditionally(client: Any, table_name: str, write: ConditionalWrite) -> bool:
     """True when the write happened, False when its condition rejected it (a stale or repeated event)."""
+    return write_or_get_current(client, table_name, write).applied
+
+
+def write_or_get_current(client: Any, table_name: str, write: ConditionalWrite) -> WriteResult:
+    """The write, and when its condition rejects it, the item that made it fail, in the same call."""
     placeholders = Placeholders()
     request: dict[str, Any] = {
         "TableName": table_name,
         "Key": _typed(dict(write.key)),
         "UpdateExpression": write.update.render(placeholders),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
     if write.condition is not None:
         request["ConditionExpression"] = write.condition.render(placeholders)
@@ -33,6 +45,7 @@ def write_conditionally(client: Any, table_name: str, write: ConditionalWrite) -
         client.update_item(**request)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
+            item = error.response.get("Item")
+            return WriteResult(False, None if item is None else {k: _deserializer.deserialize(v) for k, v in item.items()})
         raise
-    return True
+    return WriteResult(True, None)

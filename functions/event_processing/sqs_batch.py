@@ -11,44 +11,25 @@ batch utility: that utility imports asyncio and every event data class, about 30
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from event_processing.fields import MalformedEvent
+from event_processing.rejections import reject
 
 MALFORMED_METRIC = "MalformedEvents"
 FAILED_METRIC = "FailedEvents"  # left to SQS to redeliver
-
-_sqs_client = None
 
 
 class BatchFailed(Exception):
     """Every record of the batch failed: the invocation fails, as Lambda expects, and SQS redelivers it."""
 
 
-def _sqs() -> Any:
-    # Created on the first rejection only: most containers never need it, and a client costs cold-start time.
-    global _sqs_client
-    if _sqs_client is None:
-        import boto3
-
-        _sqs_client = boto3.client("sqs")
-    return _sqs_client
-
-
 def _reject(record: dict[str, Any], reason: str) -> None:
-    _sqs().send_message(
-        QueueUrl=os.environ["DEAD_LETTER_QUEUE_URL"],
-        MessageBody=record["body"],
-        MessageAttributes={
-            "rejectionReason": {"DataType": "String", "StringValue": reason[:1024]},
-            "sourceQueueArn": {"DataType": "String", "StringValue": record.get("eventSourceARN") or "unknown"},
-            "sourceMessageId": {"DataType": "String", "StringValue": record["messageId"]},
-        },
-    )
+    source = {"sourceQueueArn": record.get("eventSourceARN") or "unknown", "sourceMessageId": record["messageId"]}
+    reject(record["body"], reason, source)
 
 
 def consume(

@@ -80,8 +80,9 @@ class UnsupportedPattern(ValueError):
     """The pattern uses a letter this emulation does not format."""
 
 
-def compile_pattern(pattern: str) -> Callable[[datetime], str]:
-    """Compile once; raises UnsupportedPattern naming the letter that is not emulated."""
+def compile_pattern(pattern: str, refused: str = "") -> Callable[[datetime], str]:
+    """Compile once; raises UnsupportedPattern naming the letter that is not emulated, or that is in `refused`
+    (letters a caller formatting for another library, such as java.time, must not read as Joda-Time does)."""
     parts: list[Field] = []
     for match in _TOKEN.finditer(pattern):
         quoted, letter = match.group(1), match.group(2)
@@ -90,9 +91,9 @@ def compile_pattern(pattern: str) -> Callable[[datetime], str]:
             literal = quoted.replace("''", "'") if quoted else "'"
             parts.append(lambda moment, literal=literal: literal)
         elif letter is not None:
-            field = _field(letter, len(text))
+            field = None if letter in refused else _field(letter, len(text))
             if field is None:
-                raise UnsupportedPattern(f"the Joda-Time letter {letter!r} is not emulated")
+                raise UnsupportedPattern(f"the pattern letter {letter!r} is not emulated")
             parts.append(field)
         else:
             parts.append(lambda moment, literal=text: literal)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import aws_cdk.aws_iot_actions_alpha as actions
-from aws_cdk import Duration, Stack
-from aws_cdk import aws_iam as iam
+from aws_cdk import Duration
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.platform import Platform
-from stacks.platform.checks import acknowledge
 from stacks.platform.consumers import queue_consumer
 from stacks.platform.rules import topic_rule
+from stacks.platform.sdk_calls import deployment_call
 from stacks.platform.tables import table
 
 # Registry event types the inventory consumes; IoT publishes none of them until they are enabled.
@@ -71,27 +70,4 @@ class RegistryInventory(Construct):
             parameters={"eventConfigurations": {event_type: {"Enabled": True} for event_type in EVENT_TYPES}},
             physical_resource_id=cr.PhysicalResourceId.of("registry-event-configurations"),
         )
-        resource = cr.AwsCustomResource(
-            self,
-            "EventConfigurations",
-            on_create=call,
-            on_update=call,
-            install_latest_aws_sdk=False,
-            policy=cr.AwsCustomResourcePolicy.from_statements(
-                [iam.PolicyStatement(actions=["iot:UpdateEventConfigurations"], resources=["*"])]
-            ),
-        )
-        acknowledge(
-            resource,
-            "AwsSolutions-IAM5[Resource::*]",
-            "iot:UpdateEventConfigurations has no resource-level permissions: '*' is the only resource it takes.",
-        )
-        # aws-cdk-lib runs every AwsCustomResource of a stack in one provider function, a child of the stack.
-        provider = Stack.of(self).node.find_child("AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", ""))
-        acknowledge(
-            provider,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-            "aws-cdk-lib's AwsCustomResource provider runs only during deployment; the managed policy lets it "
-            "write its own logs and nothing else.",
-        )
-        return resource
+        return deployment_call(self, "EventConfigurations", call=call, iam_action="iot:UpdateEventConfigurations")

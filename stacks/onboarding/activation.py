@@ -6,11 +6,11 @@ from __future__ import annotations
 import aws_cdk.aws_iot_actions_alpha as actions
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.onboarding.device_access import DeviceAccess
 from stacks.platform import Platform
+from stacks.platform.buckets import private_bucket
 from stacks.platform.checks import acknowledge
 from stacks.platform.consumers import queue_consumer
 from stacks.platform.rules import topic_rule
@@ -24,20 +24,13 @@ class CertificateActivation(Construct):
         super().__init__(scope, construct_id)
         settings = platform.config.onboarding
         # The operator's trust material: each CA's CRL (crl/<caCertificateId>.crl) and the allow-list.
-        self.trust_bucket = s3.Bucket(
+        self.trust_bucket = private_bucket(
             self,
             "TrustBucket",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            enforce_ssl=True,
+            platform=platform,
             versioned=True,
-            removal_policy=platform.removal_policy,
-        )
-        acknowledge(
-            self.trust_bucket,
-            "AwsSolutions-S1",
-            "The trust bucket holds public CRLs and an allow-list the operator uploads; versioning keeps every "
-            "change, and CloudTrail records who made it.",
+            why_no_access_logs="The trust bucket holds public CRLs and an allow-list the operator uploads; versioning "
+            "keeps every change, and CloudTrail records who made it.",
         )
         consumer = queue_consumer(
             self,

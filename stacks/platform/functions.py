@@ -16,11 +16,11 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.config import LOG_RETENTION_DAYS
+from stacks.function_code import FUNCTIONS_DIR
 
 if TYPE_CHECKING:
     from stacks.platform.platform import Platform
 
-FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 # pip's names for the runtime above, to fetch wheels for Lambda's platform rather than this machine's.

@@ -6,7 +6,6 @@ from aws_cdk import RemovalPolicy
 from constructs import Construct
 
 from stacks.config import BackendConfig
-from stacks.platform.checks import acknowledge
 from stacks.platform.functions import dependency_layer
 from stacks.platform.monitoring import Monitoring
 from stacks.platform.queues import DeadLetterQueue
@@ -20,11 +19,9 @@ class Platform(Construct):
         self.monitoring = Monitoring(self, "Monitoring", alarm_email=config.alarm_email, namespace=config.metrics_namespace)
         self.dependencies = dependency_layer(self, "Dependencies")
         self.rule_errors = DeadLetterQueue(
-            self, "RuleErrors", platform=self, purpose="topic rule actions that failed (errorAction)"
-        )
-        acknowledge(
-            self.rule_errors.queue,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter store of the topic rules' errorAction and has no consumer; "
-            "a DLQ behind it could only hold the same messages again.",
+            self,
+            "RuleErrors",
+            platform=self,
+            purpose="topic rule actions that failed (errorAction)",
+            delivered_by="the topic rules' errorAction",
         )

@@ -8,6 +8,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.platform.checks import acknowledge
+
 if TYPE_CHECKING:
     from stacks.platform.platform import Platform
 
@@ -27,12 +29,22 @@ def _queue(scope: Construct, construct_id: str, platform: Platform, **properties
 
 class DeadLetterQueue(Construct):
     """Keeps what could not be processed (poison records, rejected events, rule errors), with an alarm as
-    soon as anything arrives."""
+    soon as anything arrives. `delivered_by` names what sends here when no queue's redrive does (the queue is
+    then the last stop, with no dead-letter queue of its own, and cdk-nag is told why)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, platform: Platform, purpose: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, platform: Platform, purpose: str, delivered_by: str | None = None
+    ) -> None:
         super().__init__(scope, construct_id)
         self.queue = _queue(self, "Queue", platform, retention_period=RETENTION)
         platform.monitoring.alarm_on_dead_letters(self.queue, purpose)
+        if delivered_by is not None:
+            acknowledge(
+                self.queue,
+                "AwsSolutions-SQS3",
+                f"This queue is the dead-letter store of {delivered_by} and has no consumer; a dead-letter queue "
+                "behind it could only hold the same messages again.",
+            )
 
 
 class BufferedQueue(Construct):

@@ -18,13 +18,18 @@ def table(
     platform: Platform,
     partition_key: str,
     sort_key: str | None = None,
+    numeric_sort_key: bool = False,
     time_to_live_attribute: str | None = None,
 ) -> dynamodb.Table:
     return dynamodb.Table(
         scope,
         construct_id,
         partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
-        sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
+        sort_key=dynamodb.Attribute(
+            name=sort_key, type=dynamodb.AttributeType.NUMBER if numeric_sort_key else dynamodb.AttributeType.STRING
+        )
+        if sort_key
+        else None,
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True

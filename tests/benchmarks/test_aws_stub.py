@@ -14,12 +14,14 @@ import pytest
 from authorize_device.keys import parse_jwks
 from authorize_device.logic import decide, load_settings
 from authorize_device.models import parse_request
-from benchmarks.aws_stub import AUTHORIZER_KEYS, AwsStub
+from benchmarks.aws_stub import AUTHORIZER_KEYS, THING_GROUP, AwsStub
 from benchmarks.candidates import function_candidate, own_candidate, sqs_batch
 from benchmarks.harness import STACK_ENVIRONMENT, run_child
 from benchmarks.lambda_image import build_image
 from event_processing.fields import MalformedEvent
 from events import load_event
+from ingest_telemetry.logic import Thresholds, breaches
+from ingest_telemetry.models import parse_telemetry
 from track_presence.models import parse_lifecycle_event
 
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/DeadLetters"
@@ -52,17 +54,25 @@ def test_answers_as_botocore_expects() -> None:
     with AwsStub() as aws:
         dynamodb = boto3.client("dynamodb", endpoint_url=aws.endpoint_url)
         sqs = boto3.client("sqs", endpoint_url=aws.endpoint_url)
+        iot = boto3.client("iot", endpoint_url=aws.endpoint_url)
         dynamodb.update_item(TableName="t", Key={"pk": {"S": "a"}}, UpdateExpression="SET #n = :v",
                              ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":v": {"N": "1"}})
         sent = sqs.send_message(QueueUrl=QUEUE_URL, MessageBody="not JSON")
         found = dynamodb.get_item(TableName="t", Key={"pk": {"S": "a"}}, ConsistentRead=True)
         with pytest.raises(dynamodb.exceptions.ClientError, match="UnknownOperationException"):
             dynamodb.delete_item(TableName="t", Key={"pk": {"S": "a"}})
+        thing = iot.describe_thing(thingName="sensor-1")
+        groups = iot.list_thing_groups_for_thing(thingName="sensor-1")["thingGroups"]
         counts = aws.take_counts()
     assert sent["MD5OfMessageBody"] == hashlib.md5(b"not JSON").hexdigest()
     assert sent["MessageId"]
     assert found["Item"] == {"pk": {"S": "a"}}
-    assert counts == {"dynamodb:UpdateItem": 1, "sqs:SendMessage": 1, "dynamodb:GetItem": 1, "dynamodb:DeleteItem": 1}
+    assert (thing["thingName"], thing["defaultClientId"]) == ("sensor-1", "sensor-1") and thing["attributes"]
+    assert [group["groupName"] for group in groups] == [THING_GROUP]
+    assert counts == {
+        "dynamodb:UpdateItem": 1, "sqs:SendMessage": 1, "dynamodb:GetItem": 1, "dynamodb:DeleteItem": 1,
+        "iot:DescribeThing": 1, "iot:ListThingGroupsForThing": 1,
+    }  # fmt: skip
 
 
 def test_stops_even_when_the_run_fails() -> None:
@@ -105,3 +115,20 @@ def authorize_in_process(event: dict) -> dict:
     request = parse_request(event, settings.token_key_name)
     keys = parse_jwks(AUTHORIZER_KEYS.read_text(), settings.algorithm)
     return decide(request, keys, settings, "123456789012", time.time()).answer()
+
+
+def test_telemetry_reads_the_registry_once_per_container_and_stores_every_delivery_as_a_new_reading(
+    tmp_path: Path,
+) -> None:
+    """The measured sample is a reading within the stack's thresholds, and every write of the stub succeeds: each
+    delivery costs the latest state's and the history's UpdateItem, never a third (a breach's) or none (a
+    repeat's), and the registry is read once, at the cold start."""
+    candidate = own_candidate("ingest_telemetry", batch_size=1)
+    with AwsStub() as aws:
+        image = build_image(tmp_path, [candidate])
+        result = run_child(candidate, image, aws, warm_invocations=5, first_event_records=1)
+    assert result.aws_calls == {"dynamodb:UpdateItem": 12, "iot:DescribeThing": 1, "iot:ListThingGroupsForThing": 1}
+    assert result.measurements["handler_calls"] == 6
+    telemetry = parse_telemetry(candidate.event)
+    limits = Thresholds.from_json(STACK_ENVIRONMENT["THRESHOLDS"]).for_thing(telemetry.kind, (THING_GROUP,))
+    assert limits and breaches(telemetry, limits) == ()

@@ -79,12 +79,17 @@ def test_one_invocation_per_batch(quick_run: tuple[int, str, dict[str, Any]]) ->
 
 def test_reports_every_target_and_the_run(quick_run: tuple[int, str, dict[str, Any]]) -> None:
     _, report, raw = quick_run
-    assert len(raw["checks"]) == 7
-    assert report.count("**PASS**") + report.count("**FAIL**") == 7
+    assert len(raw["checks"]) == 8
+    assert report.count("**PASS**") + report.count("**FAIL**") == 8
     assert "cold start ≤ 1.15× the baseline's" in report
     # The activation's cost per new device is counted and held to 6 calls; the hook's cold start to 1 s.
     assert "**PASS** activate_certificate: at most 6 AWS calls per new device (trust loads aside): 6.00 per device" in report
     assert "pre_provisioning_hook: cold start and first answer under 1000 ms" in report
+    # Telemetry's valid reading: its two writes, the registry reads (one per container) set aside.
+    assert (
+        "**PASS** ingest_telemetry: at most 2 AWS calls per valid reading, warm (registry reads aside: cached per "
+        "container): 2.00 per message"
+    ) in report
     # The authorizer's decision time and cold start are reported against their targets (timings: not asserted).
     assert "authorize_device: warm p99 under 1 ms per decision: p99 " in report
     assert "authorize_device: cold start and first decision under 1000 ms (IoT waits 5 s): " in report

@@ -11,7 +11,7 @@ import pytest
 from benchmarks import __main__ as cli
 from benchmarks.candidates import all_candidates, discover_functions
 from benchmarks.harness import CHILD_SCRIPT, Settings
-from benchmarks.report import PRESENCE, Outcome, Summary, check_targets
+from benchmarks.report import PRESENCE, TELEMETRY, Check, Outcome, Summary, check_targets
 from events import load_event
 from pre_provisioning_hook.models import parse_request
 from track_presence.models import parse_lifecycle_event
@@ -58,6 +58,12 @@ def test_the_pre_provisioning_hook_is_invoked_with_its_own_request_and_the_other
     assert {candidates[name].trigger for name in (PRESENCE, "track_inventory", "baseline")} == {"sqs"}
 
 
+def test_telemetry_is_invoked_asynchronously_with_a_valid_reading() -> None:
+    telemetry = {c.name: c for c in all_candidates(batch_size=10)}[TELEMETRY]
+    assert telemetry.trigger == "event"
+    assert telemetry.event == load_event("ingest_telemetry/environment_valid")
+
+
 def presence_summary(**changes: object) -> Summary:
     summary = Summary(
         name=PRESENCE, cold_samples=14, cold_wall_ms=300.0, cold_cpu_ms=290.0, init_ms=280.0, wall_ratio=1.1,
@@ -80,6 +86,28 @@ def test_targets_fail_when_missed() -> None:
     assert [check.passed for check in check_targets([redelivered])] == [True, False, True]
     assert [check.passed for check in check_targets([slow])] == [True, True, False]
     assert not any(check.passed for check in check_targets([]))
+
+
+def telemetry_summary(**changes: object) -> Summary:
+    # 4 containers (cold starts and the warm run), 16 readings: the registry read once per container.
+    registry_reads = {"iot:DescribeThing": 4, "iot:ListThingGroupsForThing": 4}
+    summary = replace(
+        presence_summary(), name=TELEMETRY, trigger="event", records=16, batches=16, handler_calls=16,
+        aws_calls={"dynamodb:UpdateItem": 32, **registry_reads},
+    )  # fmt: skip
+    return replace(summary, **changes)  # type: ignore[arg-type]
+
+
+def telemetry_check(summary: Summary) -> Check:
+    [check] = [check for check in check_targets([presence_summary(), summary]) if check.target.startswith(TELEMETRY)]
+    return check
+
+
+def test_telemetry_target_holds_a_reading_to_two_calls_with_the_registry_reads_aside() -> None:
+    met = telemetry_check(telemetry_summary())
+    assert met.passed and met.detail == "2.00 per message (32 dynamodb:UpdateItem for 16 messages)"
+    assert "at most 2 AWS calls per valid reading" in met.target
+    assert not telemetry_check(telemetry_summary(aws_calls={"dynamodb:UpdateItem": 48})).passed
 
 
 @pytest.mark.parametrize(("options", "exit_code"), [([], 0), (["--check"], 1)])

@@ -123,6 +123,16 @@ def assert_nothing_left_running(worker_pids: list[int], port: int) -> None:
     raise AssertionError(f"something still listens on port {port}")
 
 
+def trust_bucket(runtime: LocalRuntime) -> str:
+    """The app's bucket of CA trust material (CRLs, the allow-list), which activate_certificate reads."""
+    [name] = [
+        runtime.cloud.physical[resource.logical_id].ref
+        for resource in runtime.cloud.created
+        if resource.type == "AWS::S3::Bucket" and "/Activation/TrustBucket/" in (resource.cdk_path or "")
+    ]
+    return name
+
+
 def lambda_action(function_id: str) -> dict[str, Any]:
     return {"Lambda": {"FunctionArn": {"Fn::GetAtt": [function_id, "Arn"]}}}
 
@@ -139,3 +149,61 @@ def invoke_permission(function_id: str, principal: str, source_id: str) -> dict[
             "SourceArn": source,
         },
     }
+
+
+def bucket() -> dict[str, Any]:
+    return {"Type": "AWS::S3::Bucket"}
+
+
+def delivery_stream(bucket_id: str, **destination: Any) -> dict[str, Any]:
+    """A DirectPut stream to the bucket, as aws-cdk-lib 2.275's DeliveryStream synthesizes it with an S3Bucket
+    destination: `destination` adds to (or, None, removes from) its ExtendedS3DestinationConfiguration. Its role
+    and log stream are IAM and CloudWatch resources the runtime does not create (they are not in the template)."""
+    configuration = {
+        "BucketARN": {"Fn::GetAtt": [bucket_id, "Arn"]},
+        "CloudWatchLoggingOptions": {
+            "Enabled": True,
+            "LogGroupName": {"Ref": "ArchiveLogGroup"},
+            "LogStreamName": {"Ref": "ArchiveLogGroupS3Destination"},
+        },
+        "RoleARN": {"Fn::GetAtt": ["ArchiveS3DestinationRole", "Arn"]},
+        **destination,
+    }
+    return {
+        "Type": "AWS::KinesisFirehose::DeliveryStream",
+        "Properties": {
+            "DeliveryStreamEncryptionConfigurationInput": {"KeyType": "AWS_OWNED_CMK"},
+            "DeliveryStreamType": "DirectPut",
+            "ExtendedS3DestinationConfiguration": {k: v for k, v in configuration.items() if v is not None},
+        },
+    }
+
+
+def firehose_action(stream_id: str, **settings: Any) -> dict[str, Any]:
+    """What aws-iot-actions-alpha's FirehosePutRecordAction writes (Separator and BatchMode when given)."""
+    role = "arn:aws:iam::123456789012:role/unused"  # IAM is not emulated
+    return {"Firehose": {"DeliveryStreamName": {"Ref": stream_id}, "RoleArn": role, **settings}}
+
+
+def aws_custom_resource(create: Any, **properties: Any) -> dict[str, Any]:
+    """An AwsCustomResource as aws-cdk-lib 2.275 synthesizes it: `create` is its call, written as the JSON text
+    CDK writes, or CDK's Fn::Join of that text and references, when the call holds some."""
+    text = create if "Fn::Join" in create else json.dumps(create, separators=(",", ":"))
+    return {
+        "Type": "Custom::AWS",
+        "Properties": {
+            "ServiceToken": {"Fn::GetAtt": ["AWS679f53fac002430cb0da5b7982bd22872D164C4C", "Arn"]},
+            "Create": text,
+            "Update": text,
+            "InstallLatestAwsSdk": True,
+            **properties,
+        },
+    }
+
+
+DESCRIBE_ENDPOINT = {
+    "action": "describeEndpoint",
+    "service": "Iot",
+    "parameters": {"endpointType": "iot:Data-ATS"},
+    "physicalResourceId": {"responsePath": "endpointAddress"},
+}

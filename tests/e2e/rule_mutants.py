@@ -18,6 +18,13 @@ _KEYWORDS = {
 }  # fmt: skip
 
 
+def from_filter(sql: str) -> str:
+    """The topic filter of the rule's FROM."""
+    match = _FROM.search(sql)
+    assert match is not None, f"no FROM '<topic filter>' in {sql!r}"
+    return match.group(2)
+
+
 def mutants(sql: str) -> list[tuple[str, str]]:
     """(what was broken, the broken SQL) for every mutation that applies to `sql`."""
     found: list[tuple[str, str]] = []

@@ -4,16 +4,24 @@ and a clean stop however the runtime is left."""
 from __future__ import annotations
 
 import json
-
+import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from local_runtime import LocalRuntime, LocalRuntimeError, NotEmulated
 from local_runtime.assembly import load_stack
 from local_runtime.intrinsics import Physical, Resolver
-from tests.e2e.assemblies import assert_nothing_left_running, python_function, queue, write_assembly
+from tests.e2e.assemblies import (
+    DESCRIBE_ENDPOINT,
+    assert_nothing_left_running,
+    aws_custom_resource,
+    python_function,
+    queue,
+    write_assembly,
+)
 
 
 @pytest.fixture
@@ -156,3 +164,104 @@ def test_ssm_parameters_are_created_with_their_values(tmp_path: Path) -> None:
         generated = runtime.cloud.physical["Keys"].ref
         values = {name: ssm.get_parameter(Name=name)["Parameter"]["Value"] for name in (generated, "/app/setting")}
     assert values == {generated: '{"keys": []}', "/app/setting": "on"}
+
+
+# The app's other AwsCustomResource: a call moto does not have.
+UPDATE_EVENT_CONFIGURATIONS = {
+    "action": "updateEventConfigurations",
+    "service": "Iot",
+    "parameters": {"eventConfigurations": {"THING": {"Enabled": True}}},
+    "physicalResourceId": {"id": "registry-event-configurations"},
+}
+ENDPOINT_ADDRESS = r"[a-z0-9]{14}-ats\.iot\.eu-west-1\.amazonaws\.com"
+
+
+def parameter(value: Any) -> dict[str, Any]:
+    """An SSM parameter: created with its value resolved, which the test reads back."""
+    return {"Type": "AWS::SSM::Parameter", "Properties": {"Type": "String", "Value": value}}
+
+
+def test_a_custom_aws_call_the_embedded_aws_answers_is_made_and_its_response_is_what_ref_and_getatt_read(
+    tmp_path: Path,
+) -> None:
+    address = {"Fn::GetAtt": ["DataEndpoint", "endpointAddress"]}
+    resources = {
+        "DataEndpoint": aws_custom_resource(DESCRIBE_ENDPOINT),
+        "Named": parameter({"Ref": "DataEndpoint"}),
+        "Url": parameter({"Fn::Join": ["", ["https://", address]]}),
+        "Region": parameter({"Fn::GetAtt": ["DataEndpoint", "region"]}),
+    }
+    with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
+        physical = runtime.cloud.physical
+        values = [physical[name].attributes["Value"] for name in ("Named", "Url", "Region")]
+        ignored = sorted(item.name for item in runtime.ignored_properties)
+        not_emulated = runtime.not_emulated()
+    assert re.fullmatch(ENDPOINT_ADDRESS, values[0])
+    assert values == [values[0], f"https://{values[0]}", "eu-west-1"]
+    assert physical["DataEndpoint"].attributes == {
+        "apiVersion": "2015-05-28", "region": "eu-west-1", "endpointAddress": values[0],
+    }  # fmt: skip
+    assert ignored == ["InstallLatestAwsSdk", "ServiceToken", "Update"]
+    assert not_emulated == {}
+
+
+@pytest.mark.parametrize(
+    ("create", "attributes"),
+    [
+        # CDK joins a reference into the call's JSON.
+        (
+            {"Fn::Join": ["", ['{"action":"describeEndpoint","service":"Iot","parameters":{"endpointType":"',
+                               {"Fn::GetAtt": ["Kind", "Value"]}, '"}}']]},
+            {"apiVersion", "region", "endpointAddress"},
+        ),
+        # The provider's own spellings, the physical id standing in a parameter, and outputPaths.
+        (
+            {"action": "DescribeEndpointCommand", "service": "@aws-sdk/client-iot",
+             "parameters": {"endpointType": "PHYSICAL:RESOURCEID:"}, "physicalResourceId": {"id": "iot:Data-ATS"},
+             "outputPaths": ["endpoint"]},
+            {"endpointAddress"},
+        ),
+    ],
+)  # fmt: skip
+def test_a_custom_aws_call_is_read_as_the_provider_reads_it(tmp_path: Path, create: Any, attributes: set[str]) -> None:
+    resources = {"Kind": parameter("iot:Data-ATS"), "DataEndpoint": aws_custom_resource(create)}
+    with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
+        physical = runtime.cloud.physical["DataEndpoint"]
+    assert set(physical.attributes) == attributes
+    assert re.fullmatch(ENDPOINT_ADDRESS, physical.attributes["endpointAddress"])
+
+
+def test_a_custom_aws_call_the_embedded_aws_does_not_answer_is_skipped_and_a_reference_to_it_refused(
+    tmp_path: Path,
+) -> None:
+    reference = {"Fn::GetAtt": ["EventConfigurations", "id"]}
+    resources = {
+        "EventConfigurations": aws_custom_resource(UPDATE_EVENT_CONFIGURATIONS),
+        "Uses": python_function("uses", environment={"CONFIGURATION": reference}),
+    }
+    code = {"uses": {"app.py": "def handler(e, c):\n    return 1\n"}}
+    with LocalRuntime(write_assembly(tmp_path, resources, code)) as runtime:
+        assert "EventConfigurations" not in runtime.cloud.physical
+        assert runtime.not_emulated() == {"Custom::AWS": 1}
+        with pytest.raises(NotEmulated, match="refers to EventConfigurations, a Custom::AWS the local runtime"):
+            runtime.invoke("Uses", {})
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"region": "us-east-1"}, NotEmulated, "its call Iot.describeEndpoint has region, not emulated by the local"),
+        ({"assumedRoleArn": "arn:aws:iam::210987654321:role/r"}, NotEmulated, "its call .* has assumedRoleArn, not"),
+        ({"parameters": {"endpointType": "iot:Nope"}}, LocalRuntimeError,
+         "its call Iot.describeEndpoint fails, so the deployment would: .*InvalidRequestException"),
+        ({"physicalResourceId": {"responsePath": "endpointType"}}, LocalRuntimeError,
+         "the response of Iot.describeEndpoint has no endpointType for its physical id"),
+    ],
+)  # fmt: skip
+def test_an_answered_call_that_could_answer_otherwise_or_fails_stops_the_runtime(
+    tmp_path: Path, change: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    assembly = write_assembly(tmp_path, {"DataEndpoint": aws_custom_resource({**DESCRIBE_ENDPOINT, **change})})
+    with pytest.raises(error, match=f"^DataEndpoint: {message}"):
+        with LocalRuntime(assembly):
+            pass

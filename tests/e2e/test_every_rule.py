@@ -5,6 +5,8 @@ catch broken rules: each rule's SQL broken the ways rules break (rule_mutants.py
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +19,8 @@ from local_runtime import LocalRuntime
 from local_runtime.scenario import Publish, load_scenario
 from local_runtime.topics import TopicFilter
 from tests import jitr_samples
-from tests.e2e.rule_mutants import assembly_with_sql, mutants
+from tests.e2e.assemblies import trust_bucket
+from tests.e2e.rule_mutants import assembly_with_sql, from_filter, mutants
 from tests.e2e.test_fleet_morning import SCENARIO
 
 PREFIX = "iot_backend_"  # the app's default deviceBackend.namePrefix
@@ -30,8 +33,7 @@ def run_one(assembly: Path, message: Publish) -> tuple[Tables, list[str]]:
     after `message` alone went through."""
     with LocalRuntime(assembly, drain_timeout_s=30) as runtime:
         if message.topic.startswith("$aws/events/certificates/registered/"):
-            [bucket] = [r.logical_id for r in runtime.cloud.created if r.type == "AWS::S3::Bucket"]
-            jitr_samples.install(runtime.cloud.client("iot"), runtime.cloud.client("s3"), runtime.cloud.physical[bucket].ref)
+            jitr_samples.install(runtime.cloud.client("iot"), runtime.cloud.client("s3"), trust_bucket(runtime))
         fired = runtime.publish(message.topic, message.payload, message.client_id)
         runtime.drain()
         dynamodb = runtime.cloud.client("dynamodb")
@@ -45,9 +47,22 @@ def run_one(assembly: Path, message: Publish) -> tuple[Tables, list[str]]:
         }
         iot = runtime.cloud.client("iot")
         tables["IotThings"] = [iot.describe_thing(thingName=t["thingName"]) for t in iot.list_things()["things"]]
+        tables["ArchivedRecords"] = archived_records(runtime)
         failed = [f.rule for f in fired if f.sql_error or any(a.error for a in f.actions)]
     assert not failed, f"rules failed: {failed}"
     return tables, [f.rule for f in fired]
+
+
+def archived_records(runtime: LocalRuntime) -> list[dict[str, Any]]:
+    """The records Firehose delivered to the raw archive (gzipped, newline-separated JSON)."""
+    s3 = runtime.cloud.client("s3")
+    [bucket] = [r.logical_id for r in runtime.cloud.created if r.type == "AWS::S3::Bucket" and "TelemetryArchive" in r.label]
+    name = runtime.cloud.physical[bucket].ref
+    return [
+        json.loads(line)
+        for listed in s3.list_objects_v2(Bucket=name).get("Contents", [])
+        for line in gzip.decompress(s3.get_object(Bucket=name, Key=listed["Key"])["Body"].read()).decode().splitlines()
+    ]
 
 
 def only_item(tables: Tables, table_prefix: str) -> dict[str, Any]:
@@ -107,6 +122,35 @@ def activated(tables: Tables, event: dict[str, Any]) -> None:
     assert thing["attributes"]["caCertificateId"] == event["caCertificateId"]
 
 
+def only_row(tables: Tables, table_prefix: str) -> dict[str, Any]:
+    """The one item of a table, whatever the other tables hold (a device message fires two rules)."""
+    [items] = [items for name, items in tables.items() if name.startswith(table_prefix)]
+    assert len(items) == 1, f"{table_prefix}: expected one item, found {len(items)}"
+    return items[0]
+
+
+def reading(kind: str) -> Callable[[Tables, dict[str, Any]], None]:
+    """The kind's reading is the thing's latest and in its history; the publisher's client ID is its thing name
+    in the samples, so a rule that reads the thing name from the wrong topic level is caught."""
+
+    def check(tables: Tables, event: dict[str, Any]) -> None:
+        latest = only_row(tables, "TelemetryLatest")
+        stored = only_row(tables, "TelemetryHistory")
+        assert (latest["thingName"], latest["kind"], latest["ts"]) == (latest["clientId"], kind, event["ts"])
+        assert {name: float(value) for name, value in latest["reading"].items()} == {
+            name: value for name, value in event.items() if name != "ts"
+        }
+        assert (stored["series"], stored["ts"]) == (f"{latest['thingName']}#{kind}", event["ts"])
+
+    return check
+
+
+def archived(tables: Tables, event: dict[str, Any]) -> None:
+    record = only_row(tables, "ArchivedRecords")
+    assert json.loads(base64.b64decode(record["payload"])) == event
+    assert record["topic"].startswith("dt/fleet/") and record["clientId"] == record["topic"].split("/")[2]
+
+
 # What each rule of the app must do with its sample. A rule added to the app without a check here fails
 # test_every_rule_of_the_app_has_an_end_to_end_check.
 CHECKS: dict[str, Callable[[Tables, dict[str, Any]], None]] = {
@@ -117,6 +161,10 @@ CHECKS: dict[str, Callable[[Tables, dict[str, Any]], None]] = {
     "registry_thing_groups": thing_group,
     "registry_group_memberships": membership,
     "onboarding_certificates_registered": activated,
+    "telemetry_environment": reading("environment"),
+    "telemetry_soil": reading("soil"),
+    "telemetry_power": reading("power"),
+    "telemetry_archive": archived,
 }
 
 
@@ -132,7 +180,7 @@ def app_rules(assembly: Path) -> dict[str, tuple[str, str]]:
 
 def sample(sql: str) -> Publish:
     """The first message of the demo scenario on the topics of `sql`'s FROM filter, or the JITR sample."""
-    topic_filter = TopicFilter.parse(sql.split("'")[1], sql)
+    topic_filter = TopicFilter.parse(from_filter(sql), sql)
     [registered] = sqs_bodies("activate_certificate/new")
     jitr = Publish(f"$aws/events/certificates/registered/{registered['caCertificateId']}", json.dumps(registered).encode())
     steps = [step for step in load_scenario(SCENARIO) if isinstance(step, Publish)] + [jitr]
@@ -148,7 +196,10 @@ def test_the_rule_takes_its_raw_message_through_its_sql_to_the_table(cloud_assem
     name, sql = app_rules(cloud_assembly)[rule]
     message = sample(sql)
     tables, fired = run_one(cloud_assembly, message)
-    assert fired == [name]
+    if message.topic.startswith("dt/"):  # a device message: its kind's rule and the archive's fire
+        assert sorted(fired) == sorted({f"{PREFIX}telemetry_{message.topic.split('/')[3]}", f"{PREFIX}telemetry_archive"})
+    else:
+        assert fired == [name]
     CHECKS[rule](tables, json.loads(message.payload))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -51,6 +52,7 @@ class Outcome:
         self.work_queues = runtime.event_sources.queue_states()
         self.rules = [rule.name for rule in runtime.start_event_flow().rules]
         self.fired = [activity for activity in runtime.activities if isinstance(activity, RuleFired)]
+        self.commands = [(p.topic, json.loads(p.payload)) for p in runtime.published_to("cmd/#")]
         self.worker_pids = runtime.functions.worker_pids
         self.port = runtime.cloud.port
 
@@ -74,9 +76,9 @@ def by(items: list[dict[str, Any]], *keys: str) -> dict[tuple[str, ...], dict[st
     return {tuple(item[key] for key in keys): item for item in items}
 
 
-def test_every_lifecycle_rule_of_the_app_fired_and_every_action_succeeded(outcome: Outcome) -> None:
-    lifecycle = {rule for rule in outcome.rules if "_presence_" in rule or "_registry_" in rule}
-    assert {fired.rule for fired in outcome.fired} == lifecycle and len(lifecycle) == 6
+def test_every_lifecycle_and_telemetry_rule_of_the_app_fired_and_every_action_succeeded(outcome: Outcome) -> None:
+    played = {rule for rule in outcome.rules if "_presence_" in rule or "_registry_" in rule or "_telemetry_" in rule}
+    assert {fired.rule for fired in outcome.fired} == played and len(played) == 10
     problems = [f for f in outcome.fired if f.sql_error or f.where_false or any(a.error for a in f.actions)]
     assert problems == []
 
@@ -119,12 +121,12 @@ def test_subscriptions_are_kept_per_session(outcome: Outcome) -> None:
     rows = by(outcome.table("PresenceSubscriptions"), "clientId", "sessionIdentifier")
     assert {key: row["topics"] for key, row in rows.items()} == {
         ("greenhouse-gw-01", SESSIONS["gateway"]): {
-            "cmd/greenhouse-a/greenhouse-gw-01/#", "$aws/things/greenhouse-gw-01/shadow/update/delta"
+            "cmd/fleet/greenhouse-gw-01/#", "$aws/things/greenhouse-gw-01/shadow/update/delta"
         },
-        ("soil-sensor-01", SESSIONS["sensor-01 first"]): {"cmd/greenhouse-a/soil-sensor-01/#"},
-        ("soil-sensor-01", SESSIONS["sensor-01 takeover"]): {"cmd/greenhouse-a/soil-sensor-01/#"},
-        ("soil-sensor-02", SESSIONS["sensor-02 first"]): {"cmd/greenhouse-a/soil-sensor-02/#"},
-        ("soil-sensor-02", SESSIONS["sensor-02 reconnect"]): {"cmd/greenhouse-a/soil-sensor-02/#"},
+        ("soil-sensor-01", SESSIONS["sensor-01 first"]): {"cmd/fleet/soil-sensor-01/#"},
+        ("soil-sensor-01", SESSIONS["sensor-01 takeover"]): {"cmd/fleet/soil-sensor-01/#"},
+        ("soil-sensor-02", SESSIONS["sensor-02 first"]): {"cmd/fleet/soil-sensor-02/#"},
+        ("soil-sensor-02", SESSIONS["sensor-02 reconnect"]): {"cmd/fleet/soil-sensor-02/#"},
     }
     assert all(row["expiresAt"] > row["updatedAt"] // 1000 for row in rows.values())
 
@@ -167,6 +169,22 @@ def test_the_malformed_event_is_in_the_presence_dead_letter_queue_with_its_reaso
     assert outcome.queue("PlatformRuleErrors") == []
 
 
+def test_the_sensors_readings_are_stored_once_and_the_dry_soil_gets_an_alert_and_a_command(outcome: Outcome) -> None:
+    latest = {key: row["ts"] for key, row in by(outcome.table("TelemetryLatest"), "thingName", "kind").items()}
+    reported = 1795507200000  # 08:00
+    assert latest == {
+        ("soil-sensor-01", "soil"): reported, ("soil-sensor-01", "power"): reported + SECOND,
+        ("greenhouse-gw-01", "environment"): reported + 2 * SECOND, ("soil-sensor-02", "soil"): reported + 3 * SECOND,
+    }  # fmt: skip
+    assert len(outcome.table("TelemetryHistory")) == 4  # the resend of soil-sensor-01's reading added nothing
+    [(topic, command)] = outcome.commands
+    assert topic == "cmd/fleet/soil-sensor-02/threshold"
+    assert command["breaches"] == [{"measure": "moisture", "value": 12.5, "bound": "min", "limit": 20}]
+    [rejected] = outcome.queue("TelemetryDeadLetters")
+    assert json.loads(rejected["Body"])["thingName"] == "greenhouse-gw-01"
+    assert rejected["MessageAttributes"]["rejectionReason"]["StringValue"] == "humidity must be a number"
+
+
 def test_the_work_queues_are_empty(outcome: Outcome) -> None:
     assert set(outcome.work_queues) == {
         "PresenceEventsQueue967271A8", "PresenceDelayedDisconnectsQueueFA754290", "RegistryEventsQueueD2C3ED2B",
@@ -176,7 +194,7 @@ def test_the_work_queues_are_empty(outcome: Outcome) -> None:
 
 
 def test_no_worker_or_server_outlives_the_run(outcome: Outcome) -> None:
-    assert len(outcome.worker_pids) == 2
+    assert len(outcome.worker_pids) == 3
     assert_nothing_left_running(outcome.worker_pids, outcome.port)
 
 
@@ -188,7 +206,7 @@ def test_the_command_line_plays_the_scenario_and_leaves_nothing_behind(cloud_ass
     endpoint = re.search(r"embedded AWS \(moto\) at http://127\.0\.0\.1:(\d+)", out)
     assert endpoint is not None
     port = int(endpoint.group(1))
-    assert "[34] drain" in out and "Final state" in out
+    assert "[41] drain" in out and "Final state" in out
     assert "WARNING Rejected a malformed event to the dead-letter queue" in out
     assert "rejectionReason: timestamp must be a whole number >= 0" in out
     took = re.search(r"scenario took (\d+\.\d) s", out)

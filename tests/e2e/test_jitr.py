@@ -10,7 +10,7 @@ from pathlib import Path
 from events import sqs_bodies
 from local_runtime import LocalRuntime
 from tests import jitr_samples
-from tests.e2e.assemblies import assert_nothing_left_running
+from tests.e2e.assemblies import assert_nothing_left_running, trust_bucket
 
 TOPIC = "$aws/events/certificates/registered/{}"
 
@@ -18,9 +18,8 @@ TOPIC = "$aws/events/certificates/registered/{}"
 def test_registered_certificates_are_activated_or_revoked_from_the_raw_event(cloud_assembly: Path) -> None:
     with LocalRuntime(cloud_assembly, drain_timeout_s=60) as runtime:
         cloud = runtime.cloud
-        [bucket] = [cloud.physical[r.logical_id].ref for r in cloud.created if r.type == "AWS::S3::Bucket"]
         iot = cloud.client("iot")
-        ids = jitr_samples.install(iot, cloud.client("s3"), bucket)
+        ids = jitr_samples.install(iot, cloud.client("s3"), trust_bucket(runtime))
         for case in ("new", "revoked", "expired", "new"):  # the new device's event comes twice
             [event] = sqs_bodies(f"activate_certificate/{case}")
             [fired] = runtime.publish(TOPIC.format(event["caCertificateId"]), json.dumps(event).encode())

@@ -38,6 +38,7 @@ class Deployed:
     tables: dict[str, str]
     dead_letter_queue_url: str
 
+    alerts_queue_url: str | None = None
     _module: ModuleType | None = None
 
     @property
@@ -49,10 +50,11 @@ class Deployed:
     def invoke(self, event: dict) -> dict:
         return self.handler.handler(event, LambdaContext())
 
-    def item(self, table: str, **key: str) -> dict | None:
-        from boto3.dynamodb.types import TypeDeserializer
+    def item(self, table: str, **key: str | int) -> dict | None:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-        found = self.dynamodb.get_item(TableName=self.tables[table], Key={k: {"S": v} for k, v in key.items()})
+        typed = {k: TypeSerializer().serialize(v) for k, v in key.items()}
+        found = self.dynamodb.get_item(TableName=self.tables[table], Key=typed)
         deserialize = TypeDeserializer().deserialize
         return {k: deserialize(v) for k, v in found["Item"].items()} if "Item" in found else None
 
@@ -64,11 +66,13 @@ class Deployed:
 
 
 def create_table(client: Any, name: str, *keys: str) -> str:
-    """An on-demand table with string keys: the partition key, then the sort key if given."""
+    """An on-demand table: the partition key, then the sort key if given; a key is a string unless it is
+    written `name:N`."""
+    named = [(key.split(":")[0], key.split(":")[1] if ":" in key else "S") for key in keys]
     client.create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"))],
-        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+        KeySchema=[{"AttributeName": k, "KeyType": t} for (k, _), t in zip(named, ("HASH", "RANGE"))],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": kind} for k, kind in named],
         BillingMode="PAY_PER_REQUEST",
     )
     return name
@@ -114,6 +118,30 @@ def presence(monkeypatch, aws) -> Deployed:
         "track_presence",
         {"CONNECTIVITY_TABLE": ("clientId",), "SUBSCRIPTIONS_TABLE": ("clientId", "sessionIdentifier")},
     )
+
+
+@pytest.fixture
+def telemetry(monkeypatch, aws) -> Deployed:
+    """ingest_telemetry with the stack's default thresholds, an alerts topic (read through a subscribed queue),
+    and IoT's registry and data plane in moto."""
+    from stacks.config import TelemetryConfig
+
+    deployed = _deploy(
+        monkeypatch, aws, "ingest_telemetry", {"LATEST_TABLE": ("thingName", "kind"), "HISTORY_TABLE": ("series", "ts:N")}
+    )
+    sns = boto3.client("sns")
+    topic_arn = sns.create_topic(Name="alerts")["TopicArn"]
+    alerts_url = deployed.sqs.create_queue(QueueName="alerts-subscriber")["QueueUrl"]
+    alerts_arn = deployed.sqs.get_queue_attributes(QueueUrl=alerts_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=alerts_arn, Attributes={"RawMessageDelivery": "true"})
+    config = TelemetryConfig()
+    monkeypatch.setenv("ALERTS_TOPIC_ARN", topic_arn)
+    monkeypatch.setenv("COMMAND_TOPIC_PREFIX", f"cmd/{config.application}")
+    monkeypatch.setenv("HISTORY_DAYS", str(config.history_days))
+    monkeypatch.setenv("ENRICHMENT_CACHE_SECONDS", str(config.enrichment_cache_seconds))
+    monkeypatch.setenv("THRESHOLDS", json.dumps({"default": config.thresholds, "groups": {}}))
+    deployed.alerts_queue_url = alerts_url
+    return deployed
 
 
 @pytest.fixture

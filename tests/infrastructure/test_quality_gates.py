@@ -60,6 +60,24 @@ def test_cdk_nag_findings_are_acknowledged_only_where_reviewed_and_with_reasons(
             "/DeviceBackend/Onboarding/Activation/ActivateCertificate/Role",
             "Annotation::AwsSolutions-IAM5[Resource::<OnboardingActivationTrustBucket74C6FFA6.Arn>/crl/*]",
         ),
+        ("/DeviceBackend/Telemetry/Alerts", "Annotation::AwsSolutions-SNS2"),
+        ("/DeviceBackend/Telemetry/DeadLetters/Queue", "Annotation::AwsSolutions-SQS3"),
+        ("/DeviceBackend/Telemetry/DataEndpoint", "Annotation::AwsSolutions-IAM5[Resource::*]"),
+        *(
+            (
+                "/DeviceBackend/Telemetry/IngestTelemetry/Role",
+                f"Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:{arn}]",
+            )
+            for arn in ("thing/*", "topic/cmd/fleet/*/threshold")
+        ),
+        ("/DeviceBackend/TelemetryArchive/Bucket", "Annotation::AwsSolutions-S1"),
+        *(
+            ("/DeviceBackend/TelemetryArchive/Stream", f"Annotation::AwsSolutions-IAM5[{finding}]")
+            for finding in (
+                "Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*", "Action::s3:DeleteObject*",
+                "Action::s3:Abort*", "Resource::<TelemetryArchiveBucketEAE09D0F.Arn>/*",
+            )
+        ),
     }
     assert all(len(reason) > 60 for reason in acknowledged.values())
 

@@ -26,7 +26,7 @@ def _queue(template: dict, path_part: str) -> tuple[str, dict]:
 def test_every_rule_uses_sql_2016_03_23_a_valid_name_and_an_error_action_to_the_rule_error_queue(template):
     rule_errors, _ = _queue(template, "/Platform/RuleErrors/")
     rules = resources(template, "AWS::IoT::TopicRule")
-    assert len(rules) == 7
+    assert len(rules) == 11
     for rule in rules.values():
         properties = rule["Properties"]
         assert RULE_NAME.match(properties["RuleName"])
@@ -102,7 +102,9 @@ def test_every_dead_letter_queue_alarms_on_its_first_message(template):
         and alarm["Properties"]["Threshold"] == 1
         for dimension in alarm["Properties"]["Dimensions"]
     }
-    dead_letters = ("/RuleErrors/", "/Presence/DeadLetters/", "/Registry/DeadLetters/", "/Activation/DeadLetters/")
+    dead_letters = (
+        "/RuleErrors/", "/Presence/DeadLetters/", "/Registry/DeadLetters/", "/Activation/DeadLetters/", "/Telemetry/DeadLetters/"
+    )  # fmt: skip
     assert alarmed == {_queue(template, path)[0] for path in dead_letters}
 
 
@@ -191,10 +193,12 @@ def test_inventory_function_may_only_update_its_table_reject_to_its_dlq_consume_
     )
 
 
-def test_each_rule_role_may_only_send_to_its_queue_and_the_rule_error_queue(template):
+def test_each_sqs_rule_role_may_only_send_to_its_queue_and_the_rule_error_queue(template):
     rule_errors = _queue(template, "/Platform/RuleErrors/")[0]
     for rule in resources(template, "AWS::IoT::TopicRule").values():
         payload = rule["Properties"]["TopicRulePayload"]
+        if "Sqs" not in payload["Actions"][0]:
+            continue
         role_path = cdk_path(rule).rsplit("/", 1)[0] + "/TopicRuleActionRole/"
         target = _ref(payload["Actions"][0]["Sqs"]["QueueUrl"])
         assert _grants(_statements(template, role_path)) == {("sqs:SendMessage", rule_errors), ("sqs:SendMessage", target)}
@@ -243,7 +247,7 @@ def test_with_subscription_tracking_off_there_is_no_subscriptions_rule_or_table(
     )
     template = Template.from_stack(app.node.find_child(STACK_NAME)).to_json()
     rule_names = {rule["Properties"]["RuleName"] for rule in resources(template, "AWS::IoT::TopicRule").values()}
-    assert "iot_backend_presence_subscriptions" not in rule_names and len(rule_names) == 6
+    assert "iot_backend_presence_subscriptions" not in rule_names and len(rule_names) == 10
     assert not [t for t in resources(template, "AWS::DynamoDB::Table").values() if "/Subscriptions/" in cdk_path(t)]
     _, function = find(template, "AWS::Lambda::Function", "/Presence/TrackPresence/")
     assert "SUBSCRIPTIONS_TABLE" not in function["Properties"]["Environment"]["Variables"]
