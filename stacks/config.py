@@ -102,6 +102,9 @@ class TelemetryConfig:
     history_days: int = 30  # readings older than this leave the history table (DynamoDB TTL)
     archive_days: int = 365  # raw messages older than this leave the archive bucket
     enrichment_cache_seconds: int = 300  # how long a container trusts what it read of a thing's registry entry
+    # At most this many ingest_telemetry run at once (reserved concurrency); beyond it, readings wait in Lambda's
+    # asynchronous queue. None: no cap, which a telemetry flood can use to starve the functions devices wait on.
+    reserved_concurrency: int | None = None
     # kind -> measure -> {"min": x, "max": y}; for every thing, and per thing group (a group can only tighten)
     thresholds: Mapping[str, Mapping[str, Mapping[str, float]]] = field(
         default_factory=lambda: {
@@ -384,6 +387,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "telemetry.historyDays": (("telemetry", "history_days"), _integer(1, 3650)),
     "telemetry.archiveDays": (("telemetry", "archive_days"), _integer(1, 3650)),
     "telemetry.enrichmentCacheSeconds": (("telemetry", "enrichment_cache_seconds"), _integer(0, 3600)),
+    "telemetry.reservedConcurrency": (("telemetry", "reserved_concurrency"), _optional(_integer(1, 1000))),
     "telemetry.thresholds": (("telemetry", "thresholds"), _thresholds),
     "telemetry.groupThresholds": (("telemetry", "group_thresholds"), _group_thresholds),
 }

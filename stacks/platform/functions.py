@@ -87,6 +87,7 @@ class BackendFunction(Construct):
         environment: dict[str, str],
         timeout: Duration = Duration.seconds(30),
         memory_size: int = 256,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if not (FUNCTIONS_DIR / package / "handler.py").is_file():
@@ -119,6 +120,7 @@ class BackendFunction(Construct):
             log_group=self.log_group,
             timeout=timeout,
             memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency,
             environment={
                 "POWERTOOLS_SERVICE_NAME": package,
                 "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,

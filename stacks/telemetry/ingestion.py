@@ -73,6 +73,7 @@ class TelemetryIngestion(Construct):
             platform=platform,
             package="ingest_telemetry",
             description="Validates, enriches and stores device telemetry; alerts and commands on a breach",
+            reserved_concurrency=settings.reserved_concurrency,
             environment={
                 "LATEST_TABLE": self.latest.table_name,
                 "HISTORY_TABLE": self.history.table_name,

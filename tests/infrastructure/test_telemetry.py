@@ -166,3 +166,16 @@ def test_the_application_names_the_topics_of_every_telemetry_rule_and_command(tm
     }
     _, function = find(template, "AWS::Lambda::Function", "/Telemetry/IngestTelemetry/")
     assert function["Properties"]["Environment"]["Variables"]["COMMAND_TOPIC_PREFIX"] == "cmd/greenhouse"
+
+
+def test_a_flood_of_readings_can_be_capped_so_it_cannot_take_the_accounts_concurrency(template, tmp_path):
+    from aws_cdk.assertions import Template
+
+    from app import STACK_NAME, build_app
+
+    _, uncapped = find(template, "AWS::Lambda::Function", "/Telemetry/IngestTelemetry/")
+    assert "ReservedConcurrentExecutions" not in uncapped["Properties"]  # the default: an account may have only 10
+    app = build_app(context={"deviceBackend.telemetry.reservedConcurrency": 20, "aws:cdk:bundling-stacks": []}, outdir=str(tmp_path))
+    capped = Template.from_stack(app.node.find_child(STACK_NAME)).to_json()
+    _, function = find(capped, "AWS::Lambda::Function", "/Telemetry/IngestTelemetry/")
+    assert function["Properties"]["ReservedConcurrentExecutions"] == 20
