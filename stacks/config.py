@@ -132,6 +132,16 @@ class BackendConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
 
+def _structured(value: Any, allowed: str) -> Any:
+    """A list or object from cdk.json as it is; from `-c key='<JSON>'`, as a string to decode."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ConfigError(allowed) from None
+
+
 def _integer(low: int, high: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
@@ -191,11 +201,7 @@ def _pem_file(value: Any, base: Path) -> str:
 
 def _certificate_authorities(base: Path) -> Callable[[Any], tuple[CertificateAuthority, ...]]:
     def parse(value: Any) -> tuple[CertificateAuthority, ...]:
-        if isinstance(value, str):  # -c deviceBackend.onboarding.certificateAuthorities='[...]'
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ConfigError(_CA_ALLOWED) from None
+        value = _structured(value, _CA_ALLOWED)  # -c deviceBackend.onboarding.certificateAuthorities='[...]'
         if not isinstance(value, list):
             raise ConfigError(_CA_ALLOWED)
         authorities = []
@@ -246,11 +252,7 @@ def _signing_keys(base: Path) -> Callable[[Any], tuple[tuple[str, str], ...]]:
     allowed = 'an object of at most 2 key names ([a-zA-Z0-9:_-], up to 128) to PEM public key files'
 
     def parse(value: Any) -> tuple[tuple[str, str], ...]:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ConfigError(allowed) from None
+        value = _structured(value, allowed)
         if not isinstance(value, dict) or len(value) > 2:
             raise ConfigError(allowed)
         pem = _text_file("a PEM public key", lambda text: "-----BEGIN PUBLIC KEY-----" in text, base)
@@ -269,11 +271,7 @@ def _topics(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
         'an object {"publish": [...], "subscribe": [...], "receive": [...]} of topic templates, each holding '
         "{clientId}, with no + or # (IoT policies use *)"
     )
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ConfigError(allowed) from None
+    value = _structured(value, allowed)
     if not isinstance(value, dict) or set(value) != {"publish", "subscribe", "receive"}:
         raise ConfigError(allowed)
     for templates in value.values():
@@ -294,11 +292,7 @@ def _thresholds(value: Any) -> dict[str, dict[str, dict[str, float]]]:
         'an object {"<kind>": {"<measure>": {"min": number, "max": number}}} (either bound may be left out; '
         f"min below max; within what the sensor can report), of these kinds and measures: {kinds}"
     )
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ConfigError(allowed) from None
+    value = _structured(value, allowed)
     if not isinstance(value, dict):
         raise ConfigError(allowed)
     for kind, measures in value.items():
@@ -319,11 +313,7 @@ def _thresholds(value: Any) -> dict[str, dict[str, dict[str, float]]]:
 
 def _group_thresholds(value: Any) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     allowed = 'an object {"<thing group name>": thresholds} (see telemetry.thresholds)'
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ConfigError(allowed) from None
+    value = _structured(value, allowed)
     if not isinstance(value, dict) or not all(isinstance(g, str) and re.fullmatch(r"[a-zA-Z0-9:_-]{1,128}", g) for g in value):
         raise ConfigError(allowed)
     return {group: _thresholds(thresholds) for group, thresholds in value.items()}

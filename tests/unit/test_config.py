@@ -24,6 +24,23 @@ def test_command_line_strings_are_converted():
     assert config.presence.track_subscriptions is False
 
 
+def test_command_line_json_is_decoded_and_checked_like_cdk_json():
+    thresholds = {"soil": {"moisture": {"min": 25}}}
+    config = load_config(
+        {
+            "deviceBackend.telemetry.thresholds": json.dumps(thresholds),
+            "deviceBackend.telemetry.groupThresholds": json.dumps({"seedlings": thresholds}),
+            "deviceBackend.telemetry.reservedConcurrency": "20",
+        }
+    )
+    assert (config.telemetry.thresholds, config.telemetry.group_thresholds) == (thresholds, {"seedlings": thresholds})
+    assert config.telemetry.reserved_concurrency == 20
+    with pytest.raises(ConfigError, match="telemetry.thresholds' is '{soil'; it must be an object"):
+        load_config({"deviceBackend.telemetry.thresholds": "{soil"})
+    with pytest.raises(ConfigError, match="soil.moisture is reported from 0 to 100"):
+        load_config({"deviceBackend.telemetry.thresholds": json.dumps({"soil": {"moisture": {"min": 120}}})})
+
+
 @pytest.mark.parametrize(
     "key, value, allowed",
     [
