@@ -5,9 +5,13 @@ in the measurement while AWS's own latency does not. Counts are by `<service>:<O
 `X-Amz-Target` header of the JSON protocol (DynamoDB, SSM, and SQS since botocore 1.34.x), or from the method and
 path of IoT's REST API and S3's GetObject (REST_ROUTES). IoT and S3 answer with the JITR samples' trust
 material (events/activate_certificate/public-certificates): every device certificate is pending activation,
-so each delivery of a registered event is the full activation of a new device. IoT's registry answers that
-every thing is registered, with attributes and one group. Every DynamoDB write succeeds, so each delivery of
-a telemetry reading is stored as a new reading, never recognised as a repeat.
+so each delivery of a registered event is the full activation of a new device; any other certificate is an
+active device certificate attached to two things, as a certificate that Device Defender finds shared. IoT's
+registry answers that every thing is registered, with attributes and one group. Device Defender's audit
+answers with the findings samples, page by page (events/mitigate_audit_findings/findings), and starts every
+mitigation task it is asked to. Every DynamoDB write succeeds, so each delivery of a telemetry reading is stored
+as a new reading, never recognised as a repeat, and each delivery of a finding is remediated as a new one. SNS
+(the query protocol) publishes whatever it is given.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from pathlib import Path
-from typing import Any, Callable
-from urllib.parse import urlsplit
+from typing import Any, Callable, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -68,6 +73,15 @@ RESPONDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 JITR_TRUST = Path(__file__).resolve().parents[1] / "events" / "activate_certificate" / "public-certificates"
+AUDIT_FINDINGS = Path(__file__).resolve().parents[1] / "events" / "mitigate_audit_findings" / "findings"
+
+
+class RestCall(NamedTuple):
+    """What a REST route answers from: the request's body, and the samples the stub serves."""
+
+    body: bytes
+    trust: dict[str, str]
+    findings: dict[tuple[str, str | None], dict[str, Any]]
 
 
 def _certificate_id(pem: str) -> str:
@@ -81,41 +95,57 @@ def _trust_material() -> dict[str, str]:
     return {**pems, "crl": (JITR_TRUST / "crl.pem").read_text()}
 
 
-def _describe_certificate(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+def _findings_pages() -> dict[tuple[str, str | None], dict[str, Any]]:
+    """(check name, the nextToken asked with) -> the page: `<CHECK>_page<N>.json`, each naming the next page's
+    token, the first page asked for with none."""
+    pages: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for first in sorted(AUDIT_FINDINGS.glob("*_page1.json")):
+        check = first.name.removesuffix("_page1.json")
+        token, number = None, 1
+        while (path := AUDIT_FINDINGS / f"{check}_page{number}.json").exists():
+            page = json.loads(path.read_text())
+            pages[(check, token)] = page
+            token, number = page.get("nextToken"), number + 1
+    return pages
+
+
+def _describe_certificate(match: re.Match[str], call: RestCall) -> tuple[int, Any]:
     certificate_id = match["id"]
-    if certificate_id not in trust:
-        return 404, {"message": "certificate not found"}
     description = {
         "certificateId": certificate_id,
         "certificateArn": f"arn:aws:iot:eu-west-1:123456789012:cert/{certificate_id}",
-        "status": "PENDING_ACTIVATION",
-        "certificatePem": trust[certificate_id],
+        "status": "ACTIVE",
     }
+    if certificate_id in call.trust:
+        description |= {"status": "PENDING_ACTIVATION", "certificatePem": call.trust[certificate_id]}
     return 200, {"certificateDescription": description}
 
 
-def _describe_ca_certificate(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
-    if match["id"] not in trust:
+def _describe_ca_certificate(match: re.Match[str], call: RestCall) -> tuple[int, Any]:
+    if match["id"] not in call.trust:
         return 404, {"message": "CA certificate not found"}
-    return 200, {"certificateDescription": {"certificateId": match["id"], "certificatePem": trust[match["id"]]}}
+    return 200, {"certificateDescription": {"certificateId": match["id"], "certificatePem": call.trust[match["id"]]}}
 
 
-def _get_object(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+def _get_object(match: re.Match[str], call: RestCall) -> tuple[int, Any]:
     if not match["key"].startswith("crl/"):
         return 404, b"<Error><Code>NoSuchKey</Code></Error>"
-    return 200, trust["crl"].encode()
+    return 200, call.trust["crl"].encode()
 
 
-def _empty(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+def _empty(match: re.Match[str], call: RestCall) -> tuple[int, Any]:
     return 200, {}
 
 
 # The group every onboarded device joins (FLEET_THING_GROUP): what the registry says of any thing it is asked about.
 THING_GROUP = "iot_backend_fleet"
 THING_ATTRIBUTES = {"site": "greenhouse-a", "firmware": "1.0.0"}
+# The things every certificate but the JITR samples' is attached to: the two devices that share a certificate in
+# the remediation sample (events/remediate_finding/device_certificate_shared.json).
+SHARING_THINGS = ("sensor-0042", "sensor-0043")
 
 
-def _describe_thing(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+def _describe_thing(match: re.Match[str], call: RestCall) -> tuple[int, Any]:
     name = match["name"]
     return 200, {
         "thingName": name,
@@ -128,13 +158,29 @@ def _describe_thing(match: re.Match[str], trust: dict[str, str]) -> tuple[int, A
     }
 
 
-def _list_thing_groups(match: re.Match[str], trust: dict[str, str]) -> tuple[int, Any]:
+def _list_thing_groups(match: re.Match[str], call: RestCall) -> tuple[int, Any]:
     group = {"groupName": THING_GROUP, "groupArn": f"arn:aws:iot:eu-west-1:123456789012:thinggroup/{THING_GROUP}"}
     return 200, {"thingGroups": [group]}
 
 
+def _list_principal_things(match: re.Match[str], call: RestCall) -> tuple[int, Any]:
+    return 200, {"things": list(SHARING_THINGS)}
+
+
+def _list_audit_findings(match: re.Match[str], call: RestCall) -> tuple[int, Any]:
+    request = json.loads(call.body or b"{}")
+    page = call.findings.get((request.get("checkName"), request.get("nextToken")))
+    if page is None and request.get("nextToken"):
+        return 400, {"message": "invalid nextToken"}
+    return 200, page or {"findings": []}
+
+
+def _start_mitigation_task(match: re.Match[str], call: RestCall) -> tuple[int, Any]:
+    return 200, {"taskId": match["id"]}
+
+
 # (method, path pattern) -> the operation and its answer: (status, JSON object or raw bytes).
-REST_ROUTES: list[tuple[str, re.Pattern[str], str, Callable[[re.Match[str], dict[str, str]], tuple[int, Any]]]] = [
+REST_ROUTES: list[tuple[str, re.Pattern[str], str, Callable[[re.Match[str], RestCall], tuple[int, Any]]]] = [
     ("GET", re.compile(r"/certificates/(?P<id>[0-9a-f]{64})"), "iot:DescribeCertificate", _describe_certificate),
     ("GET", re.compile(r"/cacertificate/(?P<id>[0-9a-f]{64})"), "iot:DescribeCACertificate", _describe_ca_certificate),
     ("PUT", re.compile(r"/certificates/(?P<id>[0-9a-f]{64})"), "iot:UpdateCertificate", _empty),
@@ -144,9 +190,20 @@ REST_ROUTES: list[tuple[str, re.Pattern[str], str, Callable[[re.Match[str], dict
     ("PUT", re.compile(r"/thing-groups/addThingToThingGroup"), "iot:AddThingToThingGroup", _empty),
     ("GET", re.compile(r"/things/(?P<name>[^/]+)"), "iot:DescribeThing", _describe_thing),
     ("GET", re.compile(r"/things/(?P<name>[^/]+)/thing-groups"), "iot:ListThingGroupsForThing", _list_thing_groups),
+    ("GET", re.compile(r"/principals/things"), "iot:ListPrincipalThings", _list_principal_things),
+    ("POST", re.compile(r"/audit/findings"), "iot:ListAuditFindings", _list_audit_findings),
+    ("POST", re.compile(r"/audit/mitigationactions/tasks/(?P<id>[^/]+)"), "iot:StartAuditMitigationActionsTask", _start_mitigation_task),
     # Last: its pattern matches any GET of two levels or more.
     ("GET", re.compile(r"/(?P<bucket>[^/]+)/(?P<key>.+)"), "s3:GetObject", _get_object),
 ]
+
+
+def _sns_publish(form: dict[str, list[str]]) -> str:
+    return f"<PublishResult><MessageId>{uuid.uuid4()}</MessageId></PublishResult>"
+
+
+# Query-protocol actions (a form POSTed to /, as botocore sends SNS's) -> the XML of their result.
+QUERY_RESPONDERS: dict[str, Callable[[dict[str, list[str]]], str]] = {"sns:Publish": _sns_publish}
 
 
 def operation_of(target: str | None) -> str:
@@ -189,13 +246,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, responder(request))
 
     def _rest(self, method: str) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urlsplit(self.path).path
+        if method == "POST" and path == "/":
+            self._query(body)
+            return
+        call = RestCall(body, self.server.trust, self.server.findings)
         for route_method, pattern, operation, answer in REST_ROUTES:
             match = pattern.fullmatch(path)
             if route_method == method and match is not None:
                 self.server.count(operation)
-                status, payload = answer(match, self.server.trust)
+                status, payload = answer(match, call)
                 if isinstance(payload, bytes):
                     self._reply_bytes(status, payload, "application/octet-stream")
                 else:
@@ -203,6 +264,21 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         self.server.count(f"unknown:{method} {path}")
         self._reply_bytes(400, json.dumps({"message": f"The stub does not answer {method} {path}"}).encode(), "application/json")
+
+    def _query(self, body: bytes) -> None:
+        form = parse_qs(body.decode())
+        action = (form.get("Action") or ["no Action"])[0]
+        # Of the services the functions call, only SNS still speaks the query protocol.
+        operation = f"sns:{action}"
+        self.server.count(operation)
+        responder = QUERY_RESPONDERS.get(operation)
+        if responder is None:
+            error = f"<Error><Type>Sender</Type><Code>InvalidAction</Code><Message>{escape(operation)}</Message></Error>"
+            self._reply_bytes(400, f"<ErrorResponse>{error}</ErrorResponse>".encode(), "text/xml")
+            return
+        request_id = f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        xml = f'<{action}Response xmlns="http://sns.amazonaws.com/doc/2010-03-31/">{responder(form)}{request_id}</{action}Response>'
+        self._reply_bytes(200, xml.encode(), "text/xml")
 
     def _reply_bytes(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -234,6 +310,7 @@ class _CountingServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.trust = _trust_material()
+        self.findings = _findings_pages()
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
 

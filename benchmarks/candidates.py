@@ -2,8 +2,9 @@
 
 A function fed by SQS (its samples are SQS events) gets a batch mixing its valid samples; a function invoked
 once per event, synchronously (the pre-provisioning hook: its samples are the request itself) or
-asynchronously (ingest_telemetry: its samples are one message as its rule's SQL hands it), gets its first
-valid sample, in name order, for the cold start and every warm invocation. The stub's writes always succeed
+asynchronously (ingest_telemetry: its samples are one message as its rule's SQL hands it; the Device Defender
+functions: their samples are SNS notifications), gets its first valid sample, in name order, for the cold
+start and every warm invocation. The stub's writes always succeed
 (aws_stub.py), so each warm invocation of ingest_telemetry stores its reading as a new one: the path of a
 valid reading, never that of a repeated message."""
 
@@ -33,6 +34,9 @@ MEASURED_SAMPLES = {
     "activate_certificate": ("new.json",),
     "authorize_device": ("mqtt_username_password.json",),
     "ingest_telemetry": ("environment_valid.json",),
+    # For Device Defender, an audit with findings to mitigate, across pages; a certificate shared by two devices.
+    "mitigate_audit_findings": ("non_compliant.json",),
+    "remediate_finding": ("device_certificate_shared.json",),
 }
 _MESSAGE_IDS = uuid.UUID("6f1c33a4-5b8e-4a55-9d39-5ad1b0a1c0de")
 
@@ -41,7 +45,7 @@ _MESSAGE_IDS = uuid.UUID("6f1c33a4-5b8e-4a55-9d39-5ad1b0a1c0de")
 # asynchronous invocation per event (as an IoT rule's lambda action invokes): for the handler the same call as
 # "invoke", Lambda's internal queue before it being no cost of the function's.
 Trigger = Literal["sqs", "invoke", "event"]
-# The functions IoT's rules invoke asynchronously, one message each.
+# The functions IoT's rules invoke asynchronously, one message each (SNS's subscribers are told by their events).
 INVOKED_ASYNCHRONOUSLY = ("ingest_telemetry",)
 
 
@@ -90,9 +94,12 @@ def all_candidates(batch_size: int) -> list[Candidate]:
 def own_candidate(function: str, batch_size: int) -> Candidate:
     samples = valid_samples(function)
     first = json.loads(samples[0].read_text())
-    if isinstance(first, dict) and "Records" in first:
+    sources = {record.get("eventSource") or record.get("EventSource") for record in first.get("Records", [])}
+    if sources == {"aws:sqs"}:
         return function_candidate(function, valid_batch(function, batch_size), "sqs")
-    return function_candidate(function, first, "event" if function in INVOKED_ASYNCHRONOUSLY else "invoke")
+    # SNS invokes its Lambda subscribers asynchronously, one notification each.
+    asynchronous = function in INVOKED_ASYNCHRONOUSLY or sources == {"aws:sns"}
+    return function_candidate(function, first, "event" if asynchronous else "invoke")
 
 
 def valid_samples(function: str) -> list[Path]:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 from benchmarks.aws_stub import AwsStub
 from benchmarks.candidates import Candidate
 from benchmarks.lambda_image import BytecodeMode, LambdaImage, strip_bytecode
-from stacks.config import TelemetryConfig
+from stacks.config import DefenderConfig, TelemetryConfig
 
 CHILD_SCRIPT = Path(__file__).with_name("lambda_child.py")
 # -S: no site, so sys.path is only what Lambda's has (the child adds code, layer and runtime packages itself).
@@ -28,8 +28,9 @@ REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 # The app's telemetry settings as synthesized by default: the thresholds measured are the deployed ones.
 TELEMETRY_DEFAULTS = TelemetryConfig()
+DEFENDER_DEFAULTS = DefenderConfig()
 # What the stack gives every function (stacks/platform/functions.py) and the functions' own variables
-# (stacks/lifecycle/, stacks/telemetry/), with made-up resource names: every function gets all of them, each
+# (stacks/lifecycle/, stacks/telemetry/, stacks/defender/), with made-up resource names: every function gets all of them, each
 # reads its own.
 STACK_ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE": "IotDeviceBackend",
@@ -67,6 +68,15 @@ STACK_ENVIRONMENT = {
     "HISTORY_DAYS": str(TELEMETRY_DEFAULTS.history_days),
     "ENRICHMENT_CACHE_SECONDS": str(TELEMETRY_DEFAULTS.enrichment_cache_seconds),
     "THRESHOLDS": json.dumps({"default": TELEMETRY_DEFAULTS.thresholds, "groups": TELEMETRY_DEFAULTS.group_thresholds}),
+    # Device Defender's (stacks/defender/defender.py): the default check -> actions map, actions named as the stack
+    # names them.
+    "MITIGATION_ACTIONS": json.dumps(
+        {check: [f"iot_backend_{key}" for key in keys] for check, keys in DEFENDER_DEFAULTS.mitigations.items()}
+    ),
+    "DRY_RUN": "false",
+    "REMEDIATIONS_TABLE": "DeviceBackend-Remediations",
+    "NOTICES_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:DeviceBackend-DefenderNotices",
+    "QUARANTINE_GROUP": "iot_backend_quarantine",
 }
 
 

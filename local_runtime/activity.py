@@ -74,5 +74,17 @@ class ObjectDelivered:
     records: int
 
 
-Activity = RuleFired | BatchDelivered | AsyncInvoked | Published | ObjectDelivered
+@dataclass(frozen=True)
+class MitigationActionExecuted:
+    """An audit mitigation actions task applied one of its actions to one finding (device_defender.py)."""
+
+    task_id: str
+    finding_id: str
+    action: str  # the mitigation action's name
+    action_type: str  # PUBLISH_FINDING_TO_SNS, ADD_THINGS_TO_THING_GROUP, ...
+    status: str  # COMPLETED, FAILED, or SKIPPED (an earlier action failed for this finding)
+    reason: str | None = None
+
+
+Activity = RuleFired | BatchDelivered | AsyncInvoked | Published | ObjectDelivered | MitigationActionExecuted
 Observer = Callable[[Activity], None]

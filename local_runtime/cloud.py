@@ -35,6 +35,7 @@ from moto.server import ThreadedMotoServer
 from local_runtime.account import ACCOUNT_ID, CREDENTIALS, REGION
 from local_runtime.assembly import FUNCTION, LAYER, Resource, Stack
 from local_runtime.custom_resources import CUSTOM_AWS, CallMade, answered, make_call
+from local_runtime.device_defender import PERFORMED, DeviceDefender, action_arn, install
 from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.firehose import COMPRESSIONS, DEFAULT_BUFFER_MB, DEFAULT_INTERVAL_S, S3Delivery, compile_prefix
 from local_runtime.intrinsics import Physical, Resolver, references
@@ -52,7 +53,10 @@ LOG_GROUP = "AWS::Logs::LogGroup"
 TOPIC_RULE = "AWS::IoT::TopicRule"
 AUTHORIZER = "AWS::IoT::Authorizer"
 DELIVERY_STREAM = "AWS::KinesisFirehose::DeliveryStream"
-CREATED_TYPES = (TABLE, QUEUE, TOPIC, SUBSCRIPTION, BUCKET, PARAMETER, THING_GROUP, IOT_POLICY, DELIVERY_STREAM)
+MITIGATION_ACTION = "AWS::IoT::MitigationAction"
+CREATED_TYPES = (
+    TABLE, QUEUE, TOPIC, SUBSCRIPTION, BUCKET, PARAMETER, THING_GROUP, IOT_POLICY, DELIVERY_STREAM, MITIGATION_ACTION
+)  # fmt: skip
 NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP, TOPIC_RULE, AUTHORIZER)
 # Subscriptions whose messages would leave this machine: created, never delivered.
 _UNDELIVERED_PROTOCOLS = {"email", "email-json", "http", "https", "sms", "application", "firehose"}
@@ -154,6 +158,8 @@ class EmbeddedAws:
         self.delivery_streams: dict[str, S3Delivery] = {}  # by stream name
         self.calls_made: list[CallMade] = []  # by the Custom::AWS resources it created
         self.iot_messages: list[tuple[str, bytes]] = []  # topic and payload of every message iot-data accepted
+        self.device_defender = DeviceDefender()  # audit findings and mitigation tasks, which moto lacks
+        self._uninstall_device_defender: Callable[[], None] | None = None
         self.endpoint_url = ""
         self.port = 0
         self._server: ThreadedMotoServer | None = None
@@ -207,6 +213,7 @@ class EmbeddedAws:
         self._iot_config = moto_config.default_user_config.get("iot")
         moto_config.default_user_config["iot"] = {"use_valid_cert": True}
         self._check_publishes()
+        self._uninstall_device_defender = install(self.device_defender)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, self.port = self._server.get_host_and_port()
@@ -242,6 +249,9 @@ class EmbeddedAws:
 
                 IoTDataPlaneBackend.publish = self._moto_publish  # type: ignore[method-assign]
                 self._moto_publish = None
+            if self._uninstall_device_defender is not None:
+                self._uninstall_device_defender()
+                self._uninstall_device_defender = None
             if self._holds_process_lock:
                 self._holds_process_lock = False
                 _one_per_process.release()
@@ -263,6 +273,7 @@ class EmbeddedAws:
             THING_GROUP: self._create_thing_group,
             IOT_POLICY: self._create_policy,
             DELIVERY_STREAM: self._create_delivery_stream,
+            MITIGATION_ACTION: self._create_mitigation_action,
             CUSTOM_AWS: self._make_custom_aws_call,
             FUNCTION: self._name_function,
             TOPIC_RULE: self._name_topic_rule,
@@ -387,7 +398,10 @@ class EmbeddedAws:
         if protocol == "lambda":
             if attributes.get("RawMessageDelivery") == "true":
                 raise NotEmulated(f"{resource.label}: SNS has no raw message delivery to Lambda")
-            relay = self.client("sqs").create_queue(QueueName=f"local-runtime-sns-relay-{resource.logical_id}-{index}")
+            # The runtime's own queue, named for the subscription, within SQS's 80 characters: the end of the name
+            # is kept, where CDK's logical ids carry the hash that makes them unique.
+            relay_name = f"local-runtime-sns-relay-{index}-{resource.logical_id}"[-_QUEUE_NAME_LENGTH:]
+            relay = self.client("sqs").create_queue(QueueName=relay_name)
             relay_arn = self.client("sqs").get_queue_attributes(
                 QueueUrl=relay["QueueUrl"], AttributeNames=["QueueArn"]
             )["Attributes"]["QueueArn"]
@@ -450,6 +464,20 @@ class EmbeddedAws:
             }
         created = self.client("iot").create_thing_group(**request)
         return Physical(ref=name, attributes={"Arn": created["thingGroupArn"], "Id": created["thingGroupId"]})
+
+    def _create_mitigation_action(self, resource: Resource) -> Physical:
+        # The roles (RoleArn, and EnableIoTLoggingParams' RoleArnForLogging) are left unresolved: IAM is not emulated.
+        properties = self._emulated(resource, {"ActionName", "ActionParams", "RoleArn"})
+        name = self.resolver.resolve(properties.get("ActionName", resource.logical_id), f"{resource.logical_id}.ActionName")
+        params = {
+            member: self.resolver.resolve(value, f"{resource.logical_id}.ActionParams.{member}") if member in PERFORMED else value
+            for member, value in properties["ActionParams"].items()
+        }
+        try:
+            action = self.device_defender.add_action(name, params)
+        except ValueError as error:
+            raise NotEmulated(f"{resource.label}: {error}") from None
+        return Physical(ref=name, attributes={"MitigationActionArn": action_arn(name), "MitigationActionId": action.action_id})
 
     def _create_policy(self, resource: Resource) -> Physical:
         properties = self._properties(resource, _POLICY_PROPERTIES)

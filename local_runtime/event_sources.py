@@ -23,6 +23,7 @@ from local_runtime.assembly import Resource, Stack
 from local_runtime.async_invocations import AsyncInvocations, sns_event
 from local_runtime.broker import Broker
 from local_runtime.cloud import QUEUE, EmbeddedAws, LambdaSubscription
+from local_runtime.device_defender import MitigationTasks
 from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.firehose import DeliveryStreams
 from local_runtime.functions import Invocation, LocalFunction, LocalFunctions
@@ -221,7 +222,8 @@ def invoke_denied(cloud: EmbeddedAws, function: LocalFunction, principal: str, s
 
 class EventSources:
     """The SQS pollers of every mapping, the SNS subscriptions of functions, the asynchronous invocations
-    waiting to run, the messages the functions published, and the delivery streams' buffers."""
+    waiting to run, the messages the functions published, the delivery streams' buffers, and the Device
+    Defender mitigation tasks started."""
 
     def __init__(
         self,
@@ -230,6 +232,7 @@ class EventSources:
         async_invocations: AsyncInvocations,
         broker: Broker,
         delivery_streams: DeliveryStreams,
+        mitigation_tasks: MitigationTasks,
         sqs: Any,
         observer: Observer,
     ) -> None:
@@ -238,12 +241,14 @@ class EventSources:
         self._async = async_invocations
         self._broker = broker
         self._delivery_streams = delivery_streams
+        self._mitigation_tasks = mitigation_tasks
         self._sqs = sqs
         self._observer = observer
 
     def poll(self) -> bool:
         """One receive per enabled mapping and SNS subscription, the waiting asynchronous invocations, then the
-        messages all these functions published; the delivery streams flush what is due. True if anything ran."""
+        messages all these functions published and the mitigation tasks they started; the delivery streams
+        flush what is due. True if anything ran."""
         delivered = False
         for mapping in self.mappings:
             if mapping.enabled:
@@ -252,6 +257,7 @@ class EventSources:
             delivered |= self._poll_subscription(subscription)
         delivered |= self._async.run_pending()
         delivered |= self._broker.poll()
+        delivered |= self._mitigation_tasks.run_pending()
         self._delivery_streams.flush_due()
         return delivered
 

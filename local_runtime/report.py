@@ -13,9 +13,17 @@ import botocore.session
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.utils import CLIENT_NAME_TO_HYPHENIZED_SERVICE_ID_OVERRIDES
 
-from local_runtime.activity import Activity, AsyncInvoked, BatchDelivered, ObjectDelivered, Published, RuleFired
+from local_runtime.activity import (
+    Activity,
+    AsyncInvoked,
+    BatchDelivered,
+    MitigationActionExecuted,
+    ObjectDelivered,
+    Published,
+    RuleFired,
+)
 from local_runtime.cloud import (
-    BUCKET, DELIVERY_STREAM, IOT_POLICY, PARAMETER, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC,
+    BUCKET, DELIVERY_STREAM, IOT_POLICY, MITIGATION_ACTION, PARAMETER, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC,
 )  # fmt: skip
 from local_runtime.event_sources import queue_state
 from local_runtime.functions import SERVICE_ENDPOINT_PREFIX, Invocation
@@ -33,6 +41,7 @@ _TYPE_NAMES = {
     THING_GROUP: ("thing group", "thing groups"),
     IOT_POLICY: ("IoT policy", "IoT policies"),
     DELIVERY_STREAM: ("Firehose delivery stream", "Firehose delivery streams"),
+    MITIGATION_ACTION: ("Device Defender mitigation action", "Device Defender mitigation actions"),
 }
 # Keys every Powertools log line carries: the summary shows the message and the keys particular to it.
 _COMMON_LOG_KEYS = {
@@ -53,6 +62,12 @@ def describe_activity(activity: Activity) -> list[str]:
     if isinstance(activity, ObjectDelivered):
         records = f"{activity.records} record{'s' * (activity.records != 1)}"
         return [f"firehose {activity.stream} delivered {records} to s3://{activity.bucket}/{activity.key}"]
+    if isinstance(activity, MitigationActionExecuted):
+        reason = f": {activity.reason}" if activity.reason else ""
+        return [
+            f"mitigation task {activity.task_id}: {activity.action} ({activity.action_type}) on finding "
+            f"{activity.finding_id} {activity.status}{reason}"
+        ]
     return _async_lines(activity)
 
 

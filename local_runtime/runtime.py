@@ -16,6 +16,7 @@ from local_runtime.async_invocations import EVENT_INVOKE_CONFIG, AsyncInvocation
 from local_runtime.authorizers import Authorizer, Connection, Decision, authorize, load_authorizers
 from local_runtime.broker import Broker
 from local_runtime.cloud import CREATED_TYPES, NAMED_TYPES, EmbeddedAws, IgnoredProperty
+from local_runtime.device_defender import MitigationTasks
 from local_runtime.errors import LocalRuntimeError
 from local_runtime.event_sources import MAPPING, PERMISSION, EventSources, load_mappings, load_sns_subscriptions
 from local_runtime.firehose import DeliveryStreams
@@ -99,6 +100,7 @@ class LocalRuntime:
                 async_invocations,
                 Broker(functions.outbox, rules.publish, self._record),
                 delivery_streams,
+                MitigationTasks(cloud.device_defender, cloud.client, self._record),
                 cloud.client("sqs"),
                 self._record,
             )

@@ -116,6 +116,53 @@ class TelemetryConfig:
     group_thresholds: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]] = field(default_factory=dict)
 
 
+# The audit checks relevant to this backend's devices (certificates, CAs, IoT policies, client IDs, logging).
+DEFAULT_AUDIT_CHECKS = (
+    "DEVICE_CERTIFICATE_SHARED_CHECK",
+    "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
+    "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK",
+    "CA_CERTIFICATE_EXPIRING_CHECK",
+    "CA_CERTIFICATE_KEY_QUALITY_CHECK",
+    "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
+    "CONFLICTING_CLIENT_IDS_CHECK",
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+    "LOGGING_DISABLED_CHECK",
+)
+# check -> the app's mitigation actions (stacks/defender/allowed_actions.py), applied in this order; if one fails,
+# AWS skips the rest for that finding, so the operator's notice (publish_finding) comes first. Disruptive actions
+# only where the finding leaves no doubt (a revoked certificate still active; logging off); blank_policy is
+# available but not mapped: it would cut off every device sharing the policy.
+DEFAULT_MITIGATIONS: dict[str, tuple[str, ...]] = {
+    "DEVICE_CERTIFICATE_SHARED_CHECK": ("publish_finding", "quarantine"),
+    "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK": ("publish_finding", "deactivate_device_certificate"),
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK": ("publish_finding",),
+    "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK": ("publish_finding", "quarantine"),
+    "CA_CERTIFICATE_EXPIRING_CHECK": ("publish_finding",),
+    "CA_CERTIFICATE_KEY_QUALITY_CHECK": ("publish_finding",),
+    "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK": ("publish_finding", "deactivate_ca_certificate"),
+    "CONFLICTING_CLIENT_IDS_CHECK": ("publish_finding",),
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK": ("publish_finding",),
+    "LOGGING_DISABLED_CHECK": ("publish_finding", "enable_logging"),
+}
+
+
+@dataclass(frozen=True)
+class DefenderConfig:
+    """Device Defender audit and mitigation. The audit configuration (AWS::IoT::AccountAuditConfiguration) is
+    ONE per account and region, not per stack: with `enabled` true this app owns it (checks, notification
+    target, role), and a second stack or another tool configuring audit in the same account and region would
+    overwrite it. Turn it off where another owner manages Device Defender audit."""
+
+    enabled: bool = True
+    audit_checks: tuple[str, ...] = DEFAULT_AUDIT_CHECKS
+    audit_frequency: str = "DAILY"  # DAILY, WEEKLY, BIWEEKLY or MONTHLY; IoT picks the time of day
+    audit_day: str | None = None  # SUN..SAT for WEEKLY and BIWEEKLY; "1".."31" or "LAST" for MONTHLY
+    mitigations: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_MITIGATIONS))
+    dry_run: bool = False  # the functions decide and log, but change nothing and start no task
+    logging_level: str = "ERROR"  # the level ENABLE_IOT_LOGGING sets (DEBUG, INFO, WARN or ERROR)
+
+
 @dataclass(frozen=True)
 class BackendConfig:
     name_prefix: str = "iot_backend"
@@ -130,6 +177,7 @@ class BackendConfig:
     onboarding: OnboardingConfig = field(default_factory=OnboardingConfig)
     authorizer: AuthorizerConfig = field(default_factory=AuthorizerConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    defender: DefenderConfig = field(default_factory=DefenderConfig)
 
 
 def _structured(value: Any, allowed: str) -> Any:
@@ -319,6 +367,43 @@ def _group_thresholds(value: Any) -> dict[str, dict[str, dict[str, dict[str, flo
     return {group: _thresholds(thresholds) for group, thresholds in value.items()}
 
 
+def _audit_checks(value: Any) -> tuple[str, ...]:
+    from stacks.defender.allowed_actions import AUDIT_CHECKS  # here: stacks.defender imports this module
+
+    allowed = f"a non-empty list of distinct audit check names, of: {', '.join(AUDIT_CHECKS)}"
+    value = _structured(value, allowed)
+    if not isinstance(value, list) or not value or len(set(map(str, value))) != len(value):
+        raise ConfigError(allowed)
+    unknown = [check for check in value if check not in AUDIT_CHECKS]
+    if unknown:
+        raise ConfigError(f"{allowed}; {unknown[0]!r} is not one")
+    return tuple(value)
+
+
+def _audit_day(value: Any) -> str:
+    """A day of the week (WEEKLY, BIWEEKLY) or of the month (MONTHLY: 29-31 mean the last day in shorter months)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not re.fullmatch(r"SUN|MON|TUE|WED|THU|FRI|SAT|[1-9]|[12][0-9]|3[01]|LAST", value):
+        raise ConfigError("SUN..SAT (weekly, biweekly), 1..31 or LAST (monthly), or null (daily)")
+    return value
+
+
+def _mitigations(value: Any) -> dict[str, tuple[str, ...]]:
+    from stacks.defender.allowed_actions import ACTION_TYPES, MAX_ACTIONS_PER_CHECK
+
+    allowed = (
+        f'an object {{"<audit check>": ["<action>", ...]}} of 1 to {MAX_ACTIONS_PER_CHECK} actions per check, '
+        f"each one of: {', '.join(ACTION_TYPES)}"
+    )
+    value = _structured(value, allowed)
+    if not isinstance(value, dict) or not all(
+        isinstance(keys, list) and all(isinstance(key, str) for key in keys) for keys in value.values()
+    ):
+        raise ConfigError(allowed)
+    return {check: tuple(keys) for check, keys in value.items()}  # checked against AWS's table in _defender
+
+
 def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value in (None, "") else parse(value)
 
@@ -380,6 +465,13 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "telemetry.reservedConcurrency": (("telemetry", "reserved_concurrency"), _optional(_integer(1, 1000))),
     "telemetry.thresholds": (("telemetry", "thresholds"), _thresholds),
     "telemetry.groupThresholds": (("telemetry", "group_thresholds"), _group_thresholds),
+    "defender.enabled": (("defender", "enabled"), _boolean),
+    "defender.auditChecks": (("defender", "audit_checks"), _audit_checks),
+    "defender.auditFrequency": (("defender", "audit_frequency"), _choice("DAILY", "WEEKLY", "BIWEEKLY", "MONTHLY")),
+    "defender.auditDay": (("defender", "audit_day"), _optional(_audit_day)),
+    "defender.mitigations": (("defender", "mitigations"), _mitigations),
+    "defender.dryRun": (("defender", "dry_run"), _boolean),
+    "defender.loggingLevel": (("defender", "logging_level"), _choice("DEBUG", "INFO", "WARN", "ERROR")),
 }
 
 SETTING_KEYS = tuple(PREFIX + name for name in _SETTINGS)
@@ -391,7 +483,7 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
     if unknown:
         raise ConfigError(f"Unknown context key {unknown[0]!r}; the keys are: {', '.join(SETTING_KEYS)}")
     sections: dict[str, dict[str, Any]] = {
-        "": {}, "presence": {}, "registry": {}, "onboarding": {}, "authorizer": {}, "telemetry": {}
+        "": {}, "presence": {}, "registry": {}, "onboarding": {}, "authorizer": {}, "telemetry": {}, "defender": {}
     }  # fmt: skip
     for name, (path, parse) in _SETTINGS.items():
         key = PREFIX + name
@@ -409,6 +501,7 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
         onboarding=OnboardingConfig(**sections["onboarding"]),
         authorizer=_authorizer(sections["authorizer"]),
         telemetry=TelemetryConfig(**sections["telemetry"]),
+        defender=_defender(sections["defender"]),
         **sections[""],
     )
 
@@ -424,4 +517,27 @@ def _authorizer(settings: dict[str, Any]) -> AuthorizerConfig:
             f"Context key '{PREFIX}authorizer.tokenSigningPublicKeys' must name at least one public key when the "
             f"authorizer is enabled, unless '{PREFIX}authorizer.tokenSigningDisabled' is true"
         )
+    return config
+
+
+def _defender(settings: dict[str, Any]) -> DefenderConfig:
+    """Checks what only the keys together say: the audit day fits the frequency, and every check -> actions
+    pair is one AWS allows, on an enabled check, within AWS's 5 actions per check."""
+    from stacks.defender.allowed_actions import mapping_problem
+
+    config = DefenderConfig(**settings)
+    day = config.audit_day
+    if config.audit_frequency == "DAILY" and day is not None:
+        raise ConfigError(f"Context key '{PREFIX}defender.auditDay' must be null when the audit runs DAILY")
+    if config.audit_frequency in ("WEEKLY", "BIWEEKLY") and day not in ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"):
+        raise ConfigError(
+            f"Context key '{PREFIX}defender.auditDay' must be a day of the week (SUN..SAT) when the audit runs "
+            f"{config.audit_frequency}"
+        )
+    if config.audit_frequency == "MONTHLY" and (day is None or not (day == "LAST" or day.isdigit())):
+        raise ConfigError(f"Context key '{PREFIX}defender.auditDay' must be 1..31 or LAST when the audit runs MONTHLY")
+    for check, keys in config.mitigations.items():
+        problem = mapping_problem(check, keys, config.audit_checks)
+        if problem:
+            raise ConfigError(f"Context key '{PREFIX}defender.mitigations' is not valid: {problem}")
     return config

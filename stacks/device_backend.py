@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.authorizer import DeviceAuthorizer
 from stacks.config import BackendConfig
+from stacks.defender import DeviceDefender
 from stacks.lifecycle import Presence, RegistryInventory
 from stacks.onboarding import Onboarding
 from stacks.platform import Platform
@@ -26,3 +27,5 @@ class DeviceBackendStack(Stack):
         self.archive = RawArchive(self, "TelemetryArchive", platform=self.platform)
         if config.authorizer.enabled:
             self.authorizer = DeviceAuthorizer(self, "Authorizer", platform=self.platform)
+        if config.defender.enabled:
+            self.defender = DeviceDefender(self, "Defender", platform=self.platform)

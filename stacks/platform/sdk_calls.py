@@ -11,21 +11,35 @@ from constructs import Construct
 from stacks.platform.checks import acknowledge
 
 
-def deployment_call(scope: Construct, construct_id: str, *, call: cr.AwsSdkCall, iam_action: str) -> cr.AwsCustomResource:
-    """`iam_action` is the call's IAM action; the IoT calls made this way take no resource-level permissions."""
+def deployment_call(
+    scope: Construct,
+    construct_id: str,
+    *,
+    call: cr.AwsSdkCall,
+    iam_action: str,
+    resources: list[str] | None = None,
+    on_delete: cr.AwsSdkCall | None = None,
+) -> cr.AwsCustomResource:
+    """`iam_action` is the call's IAM action (and `on_delete`'s, if given, on the same resources); `resources`
+    the ARNs it acts on when the action takes resource-level permissions, else it is allowed on '*'."""
+    actions = [iam_action] if on_delete is None else [iam_action, _iam_action(on_delete)]
     resource = cr.AwsCustomResource(
         scope,
         construct_id,
         on_create=call,
         on_update=call,
+        on_delete=on_delete,
         install_latest_aws_sdk=False,
-        policy=cr.AwsCustomResourcePolicy.from_statements([iam.PolicyStatement(actions=[iam_action], resources=["*"])]),
+        policy=cr.AwsCustomResourcePolicy.from_statements(
+            [iam.PolicyStatement(actions=actions, resources=resources or ["*"])]
+        ),
     )
-    acknowledge(
-        resource,
-        "AwsSolutions-IAM5[Resource::*]",
-        f"{iam_action} has no resource-level permissions: '*' is the only resource it takes.",
-    )
+    if not resources:
+        acknowledge(
+            resource,
+            "AwsSolutions-IAM5[Resource::*]",
+            f"{iam_action} has no resource-level permissions: '*' is the only resource it takes.",
+        )
     # aws-cdk-lib runs every AwsCustomResource of a stack in one provider function, a child of the stack.
     provider = Stack.of(scope).node.find_child("AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", ""))
     acknowledge(
@@ -35,3 +49,8 @@ def deployment_call(scope: Construct, construct_id: str, *, call: cr.AwsSdkCall,
         "write its own logs and nothing else.",
     )
     return resource
+
+
+def _iam_action(call: cr.AwsSdkCall) -> str:
+    """`iot:DetachPolicy` for service Iot, action detachPolicy."""
+    return f"{call.service.lower()}:{call.action[0].upper()}{call.action[1:]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 import time
@@ -14,7 +15,7 @@ import pytest
 from authorize_device.keys import parse_jwks
 from authorize_device.logic import decide, load_settings
 from authorize_device.models import parse_request
-from benchmarks.aws_stub import AUTHORIZER_KEYS, THING_GROUP, AwsStub
+from benchmarks.aws_stub import AUDIT_FINDINGS, AUTHORIZER_KEYS, SHARING_THINGS, THING_GROUP, AwsStub
 from benchmarks.candidates import function_candidate, own_candidate, sqs_batch
 from benchmarks.harness import STACK_ENVIRONMENT, run_child
 from benchmarks.lambda_image import build_image
@@ -94,7 +95,6 @@ def test_is_not_reachable_once_stopped() -> None:
         stub.endpoint_url
 
 
-
 def test_the_authorizer_reads_its_keys_once_per_container_and_admits_its_measured_sample(tmp_path: Path) -> None:
     """The authorizer's keys parameter answers with the samples' JWKS: one GetParameter at the cold start, none
     for the warm decisions, and the measured sample is a device the authorizer admits (so its admission path is
@@ -132,3 +132,59 @@ def test_telemetry_reads_the_registry_once_per_container_and_stores_every_delive
     telemetry = parse_telemetry(candidate.event)
     limits = Thresholds.from_json(STACK_ENVIRONMENT["THRESHOLDS"]).for_thing(telemetry.kind, (THING_GROUP,))
     assert limits and breaches(telemetry, limits) == ()
+
+
+def test_serves_the_audit_findings_samples_page_by_page_and_publishes_to_sns() -> None:
+    with AwsStub() as aws:
+        iot = boto3.client("iot", endpoint_url=aws.endpoint_url, region_name="eu-west-1")
+        sns = boto3.client("sns", endpoint_url=aws.endpoint_url, region_name="eu-west-1")
+        pages = list(
+            iot.get_paginator("list_audit_findings").paginate(taskId="t", checkName="DEVICE_CERTIFICATE_EXPIRING_CHECK")
+        )
+        unknown = iot.list_audit_findings(taskId="t", checkName="CONFLICTING_CLIENT_IDS_CHECK")
+        started = iot.start_audit_mitigation_actions_task(
+            taskId="audit_CHECK_001", target={"findingIds": ["f"]}, auditCheckToActionsMapping={"CHECK": ["a"]},
+            clientRequestToken="token",
+        )  # fmt: skip
+        published = sns.publish(TopicArn="arn:aws:sns:eu-west-1:123456789012:notices", Message="m")
+        counts = aws.take_counts()
+    expected = [load_event(f"mitigate_audit_findings/findings/DEVICE_CERTIFICATE_EXPIRING_CHECK_page{n}") for n in (1, 2, 3)]
+    ids = [[finding["findingId"] for finding in page["findings"]] for page in pages]
+    assert ids == [[finding["findingId"] for finding in page["findings"]] for page in expected]
+    assert unknown["findings"] == [] and started["taskId"] == "audit_CHECK_001" and published["MessageId"]
+    assert counts == {"iot:ListAuditFindings": 4, "iot:StartAuditMitigationActionsTask": 1, "sns:Publish": 1}
+
+
+def test_mitigation_reads_every_findings_page_and_starts_a_task_per_25_findings(tmp_path: Path) -> None:
+    """The measured audit has three non-compliant checks: one with findings on three pages, one with one page,
+    one the stub has no findings for; each delivery reads all five pages and starts a task per 25 findings."""
+    candidate = own_candidate("mitigate_audit_findings", batch_size=1)
+    assert candidate.trigger == "event"
+    findings = [
+        finding
+        for path in sorted(AUDIT_FINDINGS.glob("*.json"))
+        for finding in json.loads(path.read_text())["findings"]
+        if not finding["isSuppressed"]  # left alone
+    ]
+    tasks = {check: -(-sum(f["checkName"] == check for f in findings) // 25) for check in {f["checkName"] for f in findings}}
+    with AwsStub() as aws:
+        image = build_image(tmp_path, [candidate])
+        result = run_child(candidate, image, aws, warm_invocations=2, first_event_records=1)
+    assert result.measurements["handler_calls"] == 3
+    assert result.aws_calls == {"iot:ListAuditFindings": 3 * 5, "iot:StartAuditMitigationActionsTask": 3 * sum(tasks.values())}
+
+
+def test_remediation_of_a_shared_certificate_revokes_it_quarantines_both_devices_and_notifies(tmp_path: Path) -> None:
+    """Every write of the stub succeeds, so each delivery is remediated as a new finding: four changes (revoke,
+    two quarantines, a notice), each claimed and then marked done."""
+    candidate = own_candidate("remediate_finding", batch_size=1)
+    assert candidate.trigger == "event"
+    with AwsStub() as aws:
+        image = build_image(tmp_path, [candidate])
+        result = run_child(candidate, image, aws, warm_invocations=2, first_event_records=1)
+    assert result.measurements["handler_calls"] == 3
+    per_delivery = {
+        "iot:DescribeCertificate": 1, "iot:ListPrincipalThings": 1, "iot:UpdateCertificate": 1,
+        "iot:AddThingToThingGroup": len(SHARING_THINGS), "sns:Publish": 1, "dynamodb:UpdateItem": 2 * (2 + len(SHARING_THINGS)),
+    }  # fmt: skip
+    assert result.aws_calls == {operation: 3 * count for operation, count in per_delivery.items()}

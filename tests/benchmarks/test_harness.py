@@ -64,6 +64,15 @@ def test_telemetry_is_invoked_asynchronously_with_a_valid_reading() -> None:
     assert telemetry.event == load_event("ingest_telemetry/environment_valid")
 
 
+def test_device_defender_functions_are_invoked_asynchronously_with_their_notification() -> None:
+    """SNS invokes its Lambda subscribers asynchronously, one notification each: not an SQS batch, whose records
+    the same "Records" key holds."""
+    candidates = {c.name: c for c in all_candidates(batch_size=10)}
+    assert candidates["mitigate_audit_findings"].trigger == candidates["remediate_finding"].trigger == "event"
+    assert candidates["mitigate_audit_findings"].event == load_event("mitigate_audit_findings/non_compliant")
+    assert candidates["remediate_finding"].event == load_event("remediate_finding/device_certificate_shared")
+
+
 def presence_summary(**changes: object) -> Summary:
     summary = Summary(
         name=PRESENCE, cold_samples=14, cold_wall_ms=300.0, cold_cpu_ms=290.0, init_ms=280.0, wall_ratio=1.1,

@@ -189,6 +189,8 @@ def test_the_work_queues_are_empty(outcome: Outcome) -> None:
     assert set(outcome.work_queues) == {
         "PresenceEventsQueue967271A8", "PresenceDelayedDisconnectsQueueFA754290", "RegistryEventsQueueD2C3ED2B",
         "OnboardingActivationRegistrationsQueueE9F8D9CC",
+        "SNS subscription DefenderMitigateAuditFindingsFunctionAuditNotifications6E1519F5",
+        "SNS subscription DefenderRemediateFindingFunctionFindingsAF649D4B",
     }  # fmt: skip
     assert all(state.idle for state in outcome.work_queues.values())
 

@@ -164,3 +164,20 @@ def emitted(captured: str) -> tuple[list[dict], dict[str, float]]:
         else:
             logs.append(record)
     return logs, metrics
+
+
+# The check -> actions map the mitigate_audit_findings tests deploy (action names as the stack deploys them).
+MITIGATION_ACTIONS = {
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK": ["QuarantineDevice", "PublishFindingToSns"],
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK": ["PublishFindingToSns"],
+}
+
+
+@pytest.fixture
+def mitigation(monkeypatch, aws) -> Deployed:
+    """mitigate_audit_findings, live (DRY_RUN=false), with MITIGATION_ACTIONS and a dead-letter queue in moto.
+    IoT's Device Defender APIs are not in moto: the tests stub the handler's `iot` client."""
+    deployed = _deploy(monkeypatch, aws, "mitigate_audit_findings", {})
+    monkeypatch.setenv("MITIGATION_ACTIONS", json.dumps(MITIGATION_ACTIONS))
+    monkeypatch.setenv("DRY_RUN", "false")
+    return deployed

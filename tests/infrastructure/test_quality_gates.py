@@ -72,6 +72,34 @@ def test_cdk_nag_findings_are_acknowledged_only_where_reviewed_and_with_reasons(
         ),
         ("/DeviceBackend/TelemetryArchive/Bucket", "Annotation::AwsSolutions-S1"),
         *(
+            (f"/DeviceBackend/Defender/{topic}", "Annotation::AwsSolutions-SNS2")
+            for topic in ("AuditNotifications", "Findings", "Notices")
+        ),
+        *(
+            (f"/DeviceBackend/Defender/{queue}/Queue", "Annotation::AwsSolutions-SQS3")
+            for queue in ("MitigationDeadLetters", "RemediationDeadLetters")
+        ),
+        *(
+            (
+                f"/DeviceBackend/Defender/{role}",
+                f"Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>:{arn}]",
+            )
+            for role, arn in (
+                ("AuditRole", "cert/*"), ("AuditRole", "cacert/*"), ("AuditRole", "policy/*"),
+                ("QuarantineRole", "thing/*"),
+                ("DeactivateDeviceCertificateRole", "cert/*"), ("DeactivateCaCertificateRole", "cacert/*"),
+                ("BlankPolicyRole", "policy/*"), ("RemediateFinding/Role", "cert/*"), ("RemediateFinding/Role", "thing/*"),
+            )
+        ),
+        *(
+            (f"/DeviceBackend/Defender/{role}", "Annotation::AwsSolutions-IAM5[Resource::*]")
+            for role in ("AuditRole", "QuarantineRole", "EnableLoggingRole", "MitigateAuditFindings/Role", "RemediateFinding/Role")
+        ),
+        (
+            "/DeviceBackend/Defender/LoggingRole",
+            "Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:AWSIotLogsV2:*]",
+        ),
+        *(
             ("/DeviceBackend/TelemetryArchive/Stream", f"Annotation::AwsSolutions-IAM5[{finding}]")
             for finding in (
                 "Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*", "Action::s3:DeleteObject*",

@@ -103,7 +103,8 @@ def test_every_dead_letter_queue_alarms_on_its_first_message(template):
         for dimension in alarm["Properties"]["Dimensions"]
     }
     dead_letters = (
-        "/RuleErrors/", "/Presence/DeadLetters/", "/Registry/DeadLetters/", "/Activation/DeadLetters/", "/Telemetry/DeadLetters/"
+        "/RuleErrors/", "/Presence/DeadLetters/", "/Registry/DeadLetters/", "/Activation/DeadLetters/", "/Telemetry/DeadLetters/",
+        "/Defender/MitigationDeadLetters/", "/Defender/RemediationDeadLetters/",
     )  # fmt: skip
     assert alarmed == {_queue(template, path)[0] for path in dead_letters}
 

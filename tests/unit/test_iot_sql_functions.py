@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from local_runtime.iot_sql import MessageContext, SqlNotSupported, parse_rule_sql
+from local_runtime.iot_sql import MessageContext, parse_rule_sql
 
 EXAMPLES = [
     ("abs(-5)", 5),  # L8008
