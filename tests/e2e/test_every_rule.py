@@ -8,6 +8,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -207,22 +210,39 @@ def all_mutants(assembly: Path) -> list[tuple[str, str, str]]:
     return [(rule, what, broken) for rule, (_, sql) in sorted(app_rules(assembly).items()) for what, broken in mutants(sql)]
 
 
-def test_a_broken_rule_fails_its_check(cloud_assembly: Path, tmp_path: Path) -> None:
-    """Every mutant of every rule: the same sample, the same check, and the check must fail."""
+Mutant = tuple[int, str, str, str]  # number, rule, what was broken, the broken SQL
+
+
+def surviving(cloud_assembly: Path, root: Path, broken_rules: list[Mutant]) -> tuple[int, list[str]]:
+    """How many of `broken_rules` ran, each on a runtime of its own, and those whose check passed."""
     rules = app_rules(cloud_assembly)
-    survivors = []
-    broken_rules = all_mutants(cloud_assembly)
-    assert len(broken_rules) >= 2 * len(rules)
-    for number, (rule, what, broken_sql) in enumerate(broken_rules):
+    ran, survivors = 0, []
+    for number, rule, what, broken_sql in broken_rules:
         name, sql = rules[rule]
-        assembly = assembly_with_sql(cloud_assembly, tmp_path / str(number), name, broken_sql)
+        assembly = assembly_with_sql(cloud_assembly, root / str(number), name, broken_sql)
         message = sample(sql)
+        ran += 1
         try:
             tables, _ = run_one(assembly, message)
             CHECKS[rule](tables, json.loads(message.payload))
         except AssertionError:
             continue
         survivors.append(f"{rule}: {what}: {broken_sql}")
+    return ran, survivors
+
+
+def test_a_broken_rule_fails_its_check(cloud_assembly: Path, tmp_path: Path) -> None:
+    """Every mutant of every rule: the same sample, the same check, and the check must fail. The mutants are
+    shared among processes, one per core (an embedded AWS is one per process), started fresh ("spawn": this
+    process runs threads and the CDK's node process, which a fork would copy mid-flight)."""
+    broken_rules = [(number, *mutant) for number, mutant in enumerate(all_mutants(cloud_assembly))]
+    assert len(broken_rules) >= 2 * len(app_rules(cloud_assembly))
+    processes = max(1, min(os.cpu_count() or 1, 4))
+    shares = [broken_rules[index::processes] for index in range(processes)]
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(surviving, [cloud_assembly] * processes, [tmp_path] * processes, shares))
+    assert sum(ran for ran, _ in results) == len(broken_rules)
+    survivors = [survivor for _, share in results for survivor in share]
     assert survivors == [], "broken rules the checks let through:\n" + "\n".join(survivors)
 
 
