@@ -1,6 +1,6 @@
-"""The messages of an SNS event, as Lambda delivers it to a subscribed function (one record per invocation;
-more are read one by one all the same). A malformed event raises MalformedEvent, for the caller to keep in
-its dead-letter queue with the reason."""
+"""SNS both ways: the messages of an SNS event, as Lambda delivers it to a subscribed function (one record per
+invocation; more are read one by one all the same; a malformed event raises MalformedEvent, for the caller to
+keep in its dead-letter queue with the reason), and the notifications the functions publish."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any, Mapping, NamedTuple
 
 from event_processing.fields import MalformedEvent
 
-# SNS's largest message: 256 KiB.
+# SNS's largest message: 256 KiB; its longest subject: 100 characters.
 MAX_MESSAGE_LENGTH = 256 * 1024
+MAX_SUBJECT_LENGTH = 100
 
 
 class SnsMessage(NamedTuple):
@@ -41,3 +42,19 @@ def kept_event(record: Mapping[str, Any]) -> str:
     """A refused record as the dead-letter queue keeps it: an SNS event of that one record, which
     `sam local invoke -e` and the local runtime's `invoke` replay once the cause is fixed."""
     return json.dumps({"Records": [record]})
+
+
+def publish(client: Any, topic_arn: str, subject: str, message: Mapping[str, Any], attributes: Mapping[str, Any]) -> None:
+    """`message` as JSON, under `subject` cut to what SNS takes, with `attributes` for subscription filter
+    policies: a string is a String attribute, a list of strings a String.Array."""
+    client.publish(
+        TopicArn=topic_arn,
+        Subject=subject[:MAX_SUBJECT_LENGTH],
+        Message=json.dumps(message),
+        MessageAttributes={
+            name: {"DataType": "String.Array", "StringValue": json.dumps(value)}
+            if isinstance(value, list)
+            else {"DataType": "String", "StringValue": value}
+            for name, value in attributes.items()
+        },
+    )

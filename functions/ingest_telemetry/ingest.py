@@ -13,6 +13,7 @@ import json
 from typing import Any, Callable, NamedTuple
 
 from event_processing.dynamodb import write_or_get_current
+from event_processing.sns import publish
 from ingest_telemetry.enrichment import ThingDirectory
 from ingest_telemetry.logic import (
     Breach,
@@ -27,7 +28,6 @@ from ingest_telemetry.logic import (
 )
 from ingest_telemetry.models import Telemetry
 
-SNS_SUBJECT_LENGTH = 100
 
 
 class Settings(NamedTuple):
@@ -66,16 +66,12 @@ def ingest(
         return Outcome("DuplicateReadings", found, is_latest)
     if not found:
         return Outcome("ReadingsStored", found, is_latest)
-    message = alert(telemetry, thing, found)
-    notifiers.sns().publish(
-        TopicArn=settings.alerts_topic_arn,
-        Subject=f"{telemetry.kind} out of range on {telemetry.thingName}"[:SNS_SUBJECT_LENGTH],
-        Message=json.dumps(message),
-        MessageAttributes={
-            "kind": {"DataType": "String", "StringValue": telemetry.kind},
-            "thingName": {"DataType": "String", "StringValue": telemetry.thingName},
-            "measures": {"DataType": "String.Array", "StringValue": json.dumps(sorted({b.measure for b in found}))},
-        },
+    publish(
+        notifiers.sns(),
+        settings.alerts_topic_arn,
+        f"{telemetry.kind} out of range on {telemetry.thingName}",
+        alert(telemetry, thing, found),
+        {"kind": telemetry.kind, "thingName": telemetry.thingName, "measures": sorted({b.measure for b in found})},
     )
     # A command answers the thing's present state: a late, superseded reading gets an alert and no command.
     if is_latest:

@@ -12,7 +12,6 @@ where the other is (logic.py).
 from __future__ import annotations
 
 import datetime
-import json
 from contextlib import suppress
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -20,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from event_processing.dynamodb import write_or_get_current
 from event_processing.fields import MalformedEvent
+from event_processing.sns import publish
 from remediate_finding.logic import (
     DONE,
     NOTIFY,
@@ -37,7 +37,6 @@ from remediate_finding.logic import (
 )
 from remediate_finding.models import Finding
 
-SNS_SUBJECT_LENGTH = 100
 REMEDIATED, ALREADY_DONE, IN_PROGRESS, DRY_RUN_DECISIONS, WITHOUT_REMEDIATION = (
     "FindingsRemediated",
     "RemediationsAlreadyDone",
@@ -197,16 +196,12 @@ def _make(
             raise
         return "added"
     if change.action == NOTIFY:
-        message = notice(finding, status_before, things, outcomes)
-        clients.sns().publish(
-            TopicArn=settings.notices_topic_arn,
-            Subject=f"Device Defender: {finding.checkName} remediated"[:SNS_SUBJECT_LENGTH],
-            Message=json.dumps(message),
-            MessageAttributes={
-                "checkName": {"DataType": "String", "StringValue": finding.checkName},
-                "severity": {"DataType": "String", "StringValue": finding.severity},
-                "findingId": {"DataType": "String", "StringValue": finding.findingId},
-            },
+        publish(
+            clients.sns(),
+            settings.notices_topic_arn,
+            f"Device Defender: {finding.checkName} remediated",
+            notice(finding, status_before, things, outcomes),
+            {"checkName": finding.checkName, "severity": finding.severity, "findingId": finding.findingId},
         )
         return "published"
     raise ValueError(f"No way to make a change of action {change.action}")

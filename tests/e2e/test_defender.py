@@ -100,6 +100,16 @@ def _scan(runtime: LocalRuntime, table: str, finding_id: str | None = None) -> l
     return sorted((i for i in decoded if finding_id in (None, i["findingId"])), key=lambda i: i["change"])
 
 
+def certificate_status(runtime: LocalRuntime, certificate_id: str) -> str:
+    return runtime.cloud.client("iot").describe_certificate(certificateId=certificate_id)["certificateDescription"]["status"]
+
+
+def quarantined(runtime: LocalRuntime) -> list[str]:
+    """The things in the app's quarantine group, sorted."""
+    group = physical(runtime, "AWS::IoT::ThingGroup", "Defender/QuarantineGroup")
+    return sorted(runtime.cloud.client("iot").list_things_in_thing_group(thingGroupName=group)["things"])
+
+
 def sample_findings() -> list[dict[str, Any]]:
     """Every finding of the findings samples (the pages ListAuditFindings gives for the sample audit)."""
     return [finding for path in sorted(FINDINGS_SAMPLES.glob("*.json")) for finding in json.loads(path.read_text())["findings"]]
@@ -140,7 +150,7 @@ def subscribe_queue(runtime: LocalRuntime, topic_arn: str, name: str) -> str:
 def played(cloud_assembly: Path) -> Played:
     result = Played()
     with LocalRuntime(cloud_assembly, drain_timeout_s=60) as runtime:
-        iot, sns = runtime.cloud.client("iot"), runtime.cloud.client("sns")
+        sns = runtime.cloud.client("sns")
         runtime.start_event_flow()
 
         # --- remediation: a certificate two things share --------------------------------------------------
@@ -154,10 +164,8 @@ def played(cloud_assembly: Path) -> Played:
         sns.publish(TopicArn=findings_topic, Message=json.dumps(finding))
         runtime.drain()
         result.remediation_runs = async_invocations(runtime, REMEDIATION, start)
-        description = iot.describe_certificate(certificateId=result.certificate_id)["certificateDescription"]
-        result.certificate_status = description["status"]
-        group = physical(runtime, "AWS::IoT::ThingGroup", "Defender/QuarantineGroup")
-        result.quarantined = sorted(iot.list_things_in_thing_group(thingGroupName=group)["things"])
+        result.certificate_status = certificate_status(runtime, result.certificate_id)
+        result.quarantined = quarantined(runtime)
         result.notices = drain_queue(runtime, notices_url)
         result.remediations = _scan(runtime, table)
 
@@ -175,9 +183,8 @@ def played(cloud_assembly: Path) -> Played:
         sns.publish(TopicArn=findings_topic, Message=json.dumps(nested))
         runtime.drain()
         result.nested_runs = async_invocations(runtime, REMEDIATION, start)
-        status = iot.describe_certificate(certificateId=result.nested_certificate_id)["certificateDescription"]["status"]
-        result.nested_certificate_status = status
-        result.quarantined_after_nested = sorted(iot.list_things_in_thing_group(thingGroupName=group)["things"])
+        result.nested_certificate_status = certificate_status(runtime, result.nested_certificate_id)
+        result.quarantined_after_nested = quarantined(runtime)
         result.nested_remediations = _scan(runtime, table, nested["finding"]["findingId"])
         drain_queue(runtime, notices_url)
 
@@ -309,10 +316,8 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
         runtime.cloud.client("sns").publish(TopicArn=physical(runtime, "AWS::SNS::Topic", "Defender/Findings"), Message=json.dumps(finding))
         runtime.drain()
         result.runs = async_invocations(runtime, REMEDIATION, start)
-        iot = runtime.cloud.client("iot")
-        result.certificate_status = iot.describe_certificate(certificateId=result.certificate_id)["certificateDescription"]["status"]
-        group = physical(runtime, "AWS::IoT::ThingGroup", "Defender/QuarantineGroup")
-        result.quarantined = iot.list_things_in_thing_group(thingGroupName=group)["things"]
+        result.certificate_status = certificate_status(runtime, result.certificate_id)
+        result.quarantined = quarantined(runtime)
         result.notices = drain_queue(runtime, notices_url)
         result.remediations = _scan(runtime, physical(runtime, "AWS::DynamoDB::Table", "Defender/Remediations"))
 
@@ -410,7 +415,7 @@ class Audited:
 def audited(cloud_assembly: Path) -> Audited:
     result = Audited()
     with LocalRuntime(cloud_assembly, drain_timeout_s=120) as runtime:
-        sns, iot = runtime.cloud.client("sns"), runtime.cloud.client("iot")
+        sns = runtime.cloud.client("sns")
         runtime.start_event_flow()
         defender = runtime.cloud.device_defender
         defender.record_findings(sample_findings())
@@ -452,10 +457,8 @@ def audited(cloud_assembly: Path) -> Audited:
         runtime.drain()
         result.shared_runs = async_invocations(runtime, MITIGATION, start) + async_invocations(runtime, REMEDIATION, start)
         result.shared_executions = executions(runtime, start)
-        description = iot.describe_certificate(certificateId=result.shared_certificate_id)["certificateDescription"]
-        result.shared_certificate_status = description["status"]
-        group = physical(runtime, "AWS::IoT::ThingGroup", "Defender/QuarantineGroup")
-        result.quarantined = sorted(iot.list_things_in_thing_group(thingGroupName=group)["things"])
+        result.shared_certificate_status = certificate_status(runtime, result.shared_certificate_id)
+        result.quarantined = quarantined(runtime)
         result.notices = [json.loads(message["Body"]) for message in drain_queue(runtime, notices_url)]
         result.shared_remediations = _scan(runtime, table, finding["findingId"])
     return result

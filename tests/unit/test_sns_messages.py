@@ -1,4 +1,5 @@
-"""Reading the messages of an SNS event (event_processing.sns), as both Device Defender functions do."""
+"""event_processing.sns: reading the messages of an SNS event, as both Device Defender functions do, and
+publishing a notification, as the telemetry alerts and the remediation notices are."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import pytest
 
 from event_processing.fields import MalformedEvent
-from event_processing.sns import MAX_MESSAGE_LENGTH, kept_event, sns_messages
+from event_processing.sns import MAX_MESSAGE_LENGTH, kept_event, publish, sns_messages
 from events import load_event
 
 
@@ -41,3 +42,21 @@ def test_a_refused_record_is_kept_as_an_event_of_that_record_alone():
     event = load_event("remediate_finding/malformed")
     [(record, _, _)] = sns_messages(event)
     assert sns_messages(json.loads(kept_event(record))) == sns_messages(event)
+
+
+def test_a_notification_is_published_as_json_with_its_subject_cut_and_filterable_attributes():
+    class Recorder:
+        def publish(self, **request):
+            self.request = request
+
+    client = Recorder()
+    publish(client, "arn:aws:sns:eu-west-1:123456789012:t", "s" * 150, {"a": 1}, {"kind": "soil", "measures": ["x", "y"]})
+    assert client.request == {
+        "TopicArn": "arn:aws:sns:eu-west-1:123456789012:t",
+        "Subject": "s" * 100,
+        "Message": '{"a": 1}',
+        "MessageAttributes": {
+            "kind": {"DataType": "String", "StringValue": "soil"},
+            "measures": {"DataType": "String.Array", "StringValue": '["x", "y"]'},
+        },
+    }
