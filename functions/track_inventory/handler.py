@@ -11,7 +11,7 @@ gc.disable()
 
 import os
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -30,8 +30,8 @@ gc.freeze()
 gc.enable()
 
 
-def track_inventory(body: str) -> str:
-    event = parse_registry_event(body)
+def track_inventory(record: Mapping[str, Any]) -> str:
+    event = parse_registry_event(record["body"])
     subject = {"thingGroupName": event.thingGroupName} if isinstance(event, ThingGroupEvent) else {
         "thingName": event.thingName
     }
