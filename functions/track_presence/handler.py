@@ -41,7 +41,9 @@ def track_presence(record: Mapping[str, Any]) -> str:
     with logger.append_context_keys(**keys):
         if event.dropped:
             # The field names and why, never their values (principalIdentifier is a credential's id).
-            logger.warning("Malformed optional fields dropped; the event is kept", extra={"droppedFields": dict(event.dropped)})
+            logger.warning(
+                "Malformed optional fields dropped; the event is kept", extra={"droppedFields": dict(event.dropped)}
+            )
             metrics.add_metric(name=FIELDS_DROPPED_METRIC, unit=MetricUnit.Count, value=len(event.dropped))
         if isinstance(event, ConnectivityEvent):
             applied = write_conditionally(dynamodb, CONNECTIVITY_TABLE, connectivity_write(event, now_ms))

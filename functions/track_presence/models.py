@@ -90,7 +90,9 @@ def parse_lifecycle_event(body: str | Mapping[str, Any]) -> ConnectivityEvent | 
         "clientId": client_id,
         "timestamp": _timestamp(event),
         "sessionIdentifier": text(event, "sessionIdentifier", max_length=256),
-        "principalIdentifier": dropped_if_malformed(optional_text, event, "principalIdentifier", dropped, max_length=2048),
+        "principalIdentifier": dropped_if_malformed(
+            optional_text, event, "principalIdentifier", dropped, max_length=2048
+        ),
     }
     if event_type in SUBSCRIPTION_EVENT_TYPES:
         return SubscriptionEvent(eventType=event_type, topics=_topics(event), dropped=dropped, **common)
@@ -120,7 +122,8 @@ def _timestamp(event: Mapping[str, Any]) -> int:
     timestamp = whole_number(event, "timestamp")
     if timestamp < EARLIEST_TIMESTAMP_MS:
         raise MalformedEvent(
-            "timestamp is before 2015-01-01T00:00:00Z (before AWS IoT existed): it must be in milliseconds since the Unix epoch"
+            "timestamp is before 2015-01-01T00:00:00Z (before AWS IoT existed): "
+            "it must be in milliseconds since the Unix epoch"
         )
     return timestamp
 
