@@ -45,8 +45,17 @@ def _update_item(request: dict[str, Any]) -> dict[str, Any]:
 
 def _get_item(request: dict[str, Any]) -> dict[str, Any]:
     # The item exists and holds only its key: for the pre-provisioning hook, a serial on the allow-list (the
-    # path every provisioned device takes).
-    return {"Item": dict(request.get("Key") or {})}
+    # path every provisioned device takes). But no thing of the inventory's samples has a deletion record:
+    # their membership events take the path of a thing that exists.
+    key = dict(request.get("Key") or {})
+    if key.get("sk", {}).get("S", "").startswith("DELETED#"):
+        return {}
+    return {"Item": key}
+
+
+def _query(request: dict[str, Any]) -> dict[str, Any]:
+    # A deleted thing of the samples had no memberships left to end.
+    return {"Items": [], "Count": 0, "ScannedCount": 0}
 
 
 def _send_message(request: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +76,7 @@ def _get_parameter(request: dict[str, Any]) -> dict[str, Any]:
 RESPONDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "dynamodb:UpdateItem": _update_item,
     "dynamodb:GetItem": _get_item,
+    "dynamodb:Query": _query,
     "sqs:SendMessage": _send_message,
     "ssm:GetParameter": _get_parameter,
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from event_processing.conditional_writes import ConditionalWrite
 
@@ -21,3 +21,14 @@ class MemoryTable:
 
     def get(self, **key: Any) -> dict[str, Any] | None:
         return self.items.get(tuple(sorted(key.items())))
+
+    def read(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        return self.get(**key)
+
+    def sort_keys(self, partition: Mapping[str, str], sort_key: str, prefix: str) -> list[str]:
+        return sorted(
+            item[sort_key]
+            for item in self.items.values()
+            if all(item.get(name) == value for name, value in partition.items())
+            and str(item.get(sort_key, "")).startswith(prefix)
+        )

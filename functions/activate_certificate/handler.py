@@ -10,7 +10,7 @@ gc.disable()
 
 import datetime
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -37,8 +37,8 @@ gc.freeze()
 gc.enable()
 
 
-def activate_certificate(body: str) -> str:
-    event = parse_certificate_registered(body)
+def activate_certificate(record: Mapping[str, Any]) -> str:
+    event = parse_certificate_registered(record["body"])
     with logger.append_context_keys(certificateId=event.certificateId, caCertificateId=event.caCertificateId):
         outcome = activate(event, iot, trust, SETTINGS, datetime.datetime.now(datetime.timezone.utc))
         if outcome.result == "CertificatesRevoked":

@@ -1,8 +1,8 @@
-"""Runs a ConditionalWrite as one DynamoDB UpdateItem."""
+"""Runs a ConditionalWrite as one DynamoDB UpdateItem; and a table as a function's logic uses it."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -49,3 +49,38 @@ def write_or_get_current(client: Any, table_name: str, write: ConditionalWrite) 
             return WriteResult(False, None if item is None else {k: _deserializer.deserialize(v) for k, v in item.items()})
         raise
     return WriteResult(True, None)
+
+
+class Table:
+    """One table through `client`: conditional writes, strongly consistent reads by key, and the sort keys of
+    a partition (what `track_inventory.logic.InventoryTable` asks for)."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client, self.name = client, name
+
+    def write(self, write: ConditionalWrite) -> bool:
+        return write_conditionally(self.client, self.name, write)
+
+    def read(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        item = self.client.get_item(TableName=self.name, Key=_typed(dict(key)), ConsistentRead=True).get("Item")
+        return None if item is None else {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+    def sort_keys(self, partition: Mapping[str, str], sort_key: str, prefix: str) -> list[str]:
+        """The sort keys (strings) starting with `prefix` in the partition `partition` (its key name -> value),
+        page by page, strongly consistent."""
+        [(partition_key, value)] = partition.items()
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "#p = :p AND begins_with(#s, :prefix)",
+            "ProjectionExpression": "#s",
+            "ExpressionAttributeNames": {"#p": partition_key, "#s": sort_key},
+            "ExpressionAttributeValues": {":p": {"S": value}, ":prefix": {"S": prefix}},
+            "ConsistentRead": True,
+        }
+        keys: list[str] = []
+        while True:
+            page = self.client.query(**request)
+            keys += [item[sort_key]["S"] for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return keys
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

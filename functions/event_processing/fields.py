@@ -7,7 +7,9 @@ payloads are not ours to log.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
+
+T = TypeVar("T")
 
 
 class MalformedEvent(ValueError):
@@ -68,6 +70,18 @@ def optional_flag(event: Mapping[str, Any], field: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise MalformedEvent(f"{field} must be true or false when present")
     return value
+
+
+def dropped_if_malformed(
+    read: Callable[..., T], event: Mapping[str, Any], field: str, dropped: dict[str, str], **options: Any
+) -> T | None:
+    """An optional field read with `read`; when it is malformed, None, and the reason kept in `dropped` under
+    the field's name: an event is not refused for a field it can do without."""
+    try:
+        return read(event, field, **options)
+    except MalformedEvent as problem:
+        dropped[field] = str(problem)
+        return None
 
 
 def one_of(event: Mapping[str, Any], field: str, allowed: tuple[str, ...]) -> str:

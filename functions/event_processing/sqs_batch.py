@@ -11,7 +11,7 @@ batch utility: that utility imports asyncio and every event data class, about 30
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -32,19 +32,27 @@ def _reject(record: dict[str, Any], reason: str) -> None:
     reject(record["body"], reason, source)
 
 
+def sent_at_ms(record: Mapping[str, Any], now_ms: int) -> int:
+    """When SQS received the record's message (its SentTimestamp, epoch ms), or `now_ms` for a record that
+    does not say (an event written by hand)."""
+    sent = (record.get("attributes") or {}).get("SentTimestamp")
+    return int(sent) if isinstance(sent, str) and sent.isdigit() else now_ms
+
+
 def consume(
     event: dict[str, Any],
-    handle_body: Callable[[str], str],
+    handle_record: Callable[[Mapping[str, Any]], str],
     *,
     logger: Logger,
     metrics: Metrics,
 ) -> dict[str, Any]:
-    """Runs `handle_body` on each record's body; it returns the name of the metric to count for the record."""
+    """Runs `handle_record` on each record (its `body`, and `attributes` such as SentTimestamp); it returns the
+    name of the metric to count for the record."""
     records = event["Records"]
     failures = []
     for record in records:
         try:
-            outcome = handle_body(record["body"])
+            outcome = handle_record(record)
         except MalformedEvent as rejection:
             try:
                 _reject(record, str(rejection))

@@ -11,18 +11,20 @@ gc.disable()
 
 import os
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from event_processing import sqs_batch
 from event_processing.dynamodb import write_conditionally
 from track_presence.logic import connectivity_write, subscription_write
-from track_presence.models import ConnectivityEvent, parse_lifecycle_event
+from track_presence.models import ConnectivityEvent, check_received_in_time, parse_lifecycle_event
 
 CONNECTIVITY_TABLE = os.environ["CONNECTIVITY_TABLE"]
 SUBSCRIPTIONS_TABLE = os.environ.get("SUBSCRIPTIONS_TABLE", "")
+FIELDS_DROPPED_METRIC = "FieldsDropped"
 
 logger = Logger()
 metrics = Metrics()
@@ -31,11 +33,18 @@ gc.freeze()
 gc.enable()
 
 
-def track_presence(body: str) -> str:
-    event = parse_lifecycle_event(body)
+def track_presence(record: Mapping[str, Any]) -> str:
+    event = parse_lifecycle_event(record["body"])
     now_ms = int(time.time() * 1000)
+    check_received_in_time(event, sqs_batch.sent_at_ms(record, now_ms))
     keys = {"clientId": event.clientId, "sessionIdentifier": event.sessionIdentifier, "eventType": event.eventType}
     with logger.append_context_keys(**keys):
+        if event.dropped:
+            # The field names and why, never their values (principalIdentifier is a credential's id).
+            logger.warning(
+                "Malformed optional fields dropped; the event is kept", extra={"droppedFields": dict(event.dropped)}
+            )
+            metrics.add_metric(name=FIELDS_DROPPED_METRIC, unit=MetricUnit.Count, value=len(event.dropped))
         if isinstance(event, ConnectivityEvent):
             applied = write_conditionally(dynamodb, CONNECTIVITY_TABLE, connectivity_write(event, now_ms))
             logger.info(

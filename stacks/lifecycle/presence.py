@@ -11,7 +11,14 @@ from stacks.platform.consumers import queue_consumer
 from stacks.platform.rules import topic_rule
 from stacks.platform.tables import table
 
-OUTCOMES = ["ConnectivityUpdated", "StaleEventsIgnored", "SubscriptionsUpdated", "MalformedEvents", "FailedEvents"]
+OUTCOMES = [
+    "ConnectivityUpdated",
+    "StaleEventsIgnored",
+    "SubscriptionsUpdated",
+    "FieldsDropped",
+    "MalformedEvents",
+    "FailedEvents",
+]
 
 
 class Presence(Construct):

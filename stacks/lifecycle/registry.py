@@ -23,7 +23,7 @@ RULES = {
         "$aws/events/thingGroupMembership/thingGroup/+/thing/+/+",
     ),
 }
-OUTCOMES = ["InventoryUpdated", "StaleEventsIgnored", "MalformedEvents", "FailedEvents"]
+OUTCOMES = ["InventoryUpdated", "StaleEventsIgnored", "MembershipsEnded", "MalformedEvents", "FailedEvents"]
 
 
 class RegistryInventory(Construct):
@@ -49,6 +49,9 @@ class RegistryInventory(Construct):
             purpose="registry events that failed or were malformed",
         )
         self.function = consumer.function
+        # A thing's deletion lists the thing's memberships (Query) to end them; a membership event reads
+        # whether its thing was deleted (GetItem). Both on this table only.
+        self.inventory.grant(self.function, "dynamodb:Query", "dynamodb:GetItem")
         for name, (rule_id, topic_filter) in RULES.items():
             topic_rule(
                 self,

@@ -31,6 +31,7 @@ SESSIONS = {
     "sensor-03": "a1b2c3d4e5f64a7b8c9d0e1f2a3b4c5d",
     "legacy": "3f6c1e2a-8d4b-4f4e-9a1e-6b2d7c9e0f11",
 }
+SOIL_SENSOR_03 = "3c4d5e6f-7a8b-4c9d-8e0f-2a3b4c5d6e7f"  # its thingId
 _deserialize = TypeDeserializer().deserialize
 
 
@@ -139,6 +140,7 @@ def test_the_inventory_holds_things_the_group_and_memberships(outcome: Outcome) 
         ("THING#soil-sensor-01", "THING"), ("THING#soil-sensor-01", "GROUP#greenhouse-a"),
         ("THING#soil-sensor-02", "THING"), ("THING#soil-sensor-02", "GROUP#greenhouse-a"),
         ("THING#soil-sensor-03", "THING"), ("THING#soil-sensor-03", "GROUP#greenhouse-a"),
+        ("THING#soil-sensor-03", f"DELETED#{SOIL_SENSOR_03}"),  # the deletion, which ended its memberships
     }  # fmt: skip
     group = rows[("GROUP#greenhouse-a", "GROUP")]
     assert (group["thingGroupName"], group["versionNumber"], group["deleted"]) == ("greenhouse-a", 1, False)
@@ -159,6 +161,10 @@ def test_the_inventory_holds_things_the_group_and_memberships(outcome: Outcome) 
     assert "expiresAt" in things["THING#soil-sensor-03"] and "expiresAt" not in things["THING#soil-sensor-02"]
     members = {pk: rows[(pk, "GROUP#greenhouse-a")]["member"] for pk, sk in rows if sk == "GROUP#greenhouse-a"}
     assert members == {"THING#soil-sensor-01": True, "THING#soil-sensor-02": True, "THING#soil-sensor-03": False}
+    # Removed from the group, then deleted: the deletion, a second later, is what the membership item shows.
+    ended = rows[("THING#soil-sensor-03", "GROUP#greenhouse-a")]
+    assert (ended["thingDeleted"], ended["thingId"]) == (True, SOIL_SENSOR_03)
+    assert ended["eventTimestamp"] == things["THING#soil-sensor-03"]["eventTimestamp"]
 
 
 def test_the_malformed_event_is_in_the_presence_dead_letter_queue_with_its_reason(outcome: Outcome) -> None:

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from event_processing.dynamodb import write_conditionally
+from event_processing.dynamodb import Table, write_conditionally
 from tests.functions.conftest import create_table
 from tests.memory_table import MemoryTable
-from track_inventory.logic import inventory_write
+from track_inventory.logic import inventory_write, membership_ended_by_deletion
 from track_inventory.models import ThingEvent, ThingGroupMembershipEvent
 from track_presence.logic import CLOCK_ORDER_MIN_GAP_MS, KICK_WINDOW_MS, connectivity_write
 from track_presence.models import ConnectivityEvent
@@ -88,15 +88,55 @@ membership_events = st.builds(
     groupId=st.just("g"),
     thingArn=st.just("arn:aws:iot:eu-west-1:123456789012:thing/MyThing"),
     thingId=st.sampled_from(["id-1", "id-2"]),
-    membershipId=st.just("m"),
+    membershipId=st.sampled_from(["m1", "m2"]),
     thingName=st.just("MyThing"),
     thingGroupName=st.just("G"),
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(events=st.lists(st.one_of(thing_events, membership_events), min_size=2, max_size=4))
-def test_inventory_conditions_decide_the_same_in_dynamodb_as_in_memory(dynamodb, events):
+memberships_ended_by_deletion = st.builds(
+    membership_ended_by_deletion,
+    thing_name=st.just("MyThing"),
+    group_name=st.just("G"),
+    thing_id=st.sampled_from(["id-1", "id-2"]),
+    deleted_at=st.sampled_from([BASE - 1, BASE, BASE + 1]),
+    processed_at_ms=st.just(1),
+)
+inventory_writes = st.one_of(
+    st.one_of(thing_events, membership_events).map(lambda event: inventory_write(event, 1)), memberships_ended_by_deletion
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=st.lists(inventory_writes, min_size=2, max_size=5))
+def test_inventory_conditions_decide_the_same_in_dynamodb_as_in_memory(dynamodb, writes):
     for sk in ("THING", "GROUP#G"):
         dynamodb.delete_item(TableName="inventory", Key={"pk": {"S": "THING#MyThing"}, "sk": {"S": sk}})
-    _check_same_outcome(dynamodb, "inventory", [inventory_write(event, 1) for event in events])
+    _check_same_outcome(dynamodb, "inventory", writes)
+
+
+def test_a_table_reads_items_and_lists_a_partitions_sort_keys_by_prefix(dynamodb):
+    table = Table(dynamodb, "inventory")
+    for pk, sk in [("THING#a", "THING"), ("THING#a", "GROUP#g1"), ("THING#a", "GROUP#g2"), ("THING#b", "GROUP#g1")]:
+        dynamodb.put_item(TableName="inventory", Item={"pk": {"S": pk}, "sk": {"S": sk}, "n": {"N": "7"}})
+    assert sorted(table.sort_keys({"pk": "THING#a"}, "sk", "GROUP#")) == ["GROUP#g1", "GROUP#g2"]
+    assert table.sort_keys({"pk": "THING#c"}, "sk", "GROUP#") == []
+    assert table.read({"pk": "THING#a", "sk": "THING"}) == {"pk": "THING#a", "sk": "THING", "n": 7}
+    assert table.read({"pk": "THING#a", "sk": "GROUP#none"}) is None
+
+
+def test_a_tables_sort_keys_are_read_page_by_page():
+    class Paged:
+        def __init__(self):
+            self.requests = []
+
+        def query(self, **request):
+            self.requests.append(dict(request))
+            if "ExclusiveStartKey" not in request:
+                return {"Items": [{"sk": {"S": "GROUP#1"}}], "LastEvaluatedKey": {"pk": {"S": "p"}, "sk": {"S": "GROUP#1"}}}
+            return {"Items": [{"sk": {"S": "GROUP#2"}}]}
+
+    client = Paged()
+    assert Table(client, "t").sort_keys({"pk": "p"}, "sk", "GROUP#") == ["GROUP#1", "GROUP#2"]
+    assert [request.get("ExclusiveStartKey") for request in client.requests] == [None, {"pk": {"S": "p"}, "sk": {"S": "GROUP#1"}}]
+    assert all(request["ConsistentRead"] is True for request in client.requests)

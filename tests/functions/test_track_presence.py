@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 
 from botocore.exceptions import ClientError
 
 from events import load_event, sqs_bodies
 from tests.functions.conftest import emitted
+
+MINUTE = 60_000
 
 
 def test_connected_event_marks_the_client_online(presence, capsys):
@@ -119,3 +122,88 @@ def test_when_every_record_fails_the_invocation_fails_so_that_the_error_alarm_se
     monkeypatch.setattr(presence.handler.dynamodb, "update_item", unavailable)
     with pytest.raises(presence.handler.sqs_batch.BatchFailed, match="All 2 records of the batch failed"):
         presence.invoke(load_event("track_presence/stale_session"))
+
+
+def _rejections(presence) -> dict[str, str]:
+    """clientId -> rejectionReason of the events in the dead-letter queue."""
+    return {
+        json.loads(message["Body"])["clientId"]: message["MessageAttributes"]["rejectionReason"]["StringValue"]
+        for message in presence.dead_letters()
+    }
+
+
+def test_a_timestamp_ahead_of_the_sqs_receipt_is_dead_lettered_and_cannot_freeze_the_client(presence, capsys):
+    presence.invoke(load_event("track_presence/connected"))
+    assert presence.invoke(load_event("track_presence/malformed_future_timestamp")) == {"batchItemFailures": []}
+    # The year-2100 connect did not replace the client's state; nor did one 6 minutes ahead of its receipt,
+    # although it is in the past of this run's clock: the receipt is SQS's SentTimestamp.
+    assert presence.item("CONNECTIVITY_TABLE", clientId="sensor-0042")["since"] == sqs_bodies("track_presence/connected")[0]["timestamp"]
+    assert presence.item("CONNECTIVITY_TABLE", clientId="sensor-0043") is None
+    assert presence.item("CONNECTIVITY_TABLE", clientId="sensor-0044")["connected"] is True  # 4 minutes: IoT's clock error
+    reason = "timestamp is more than 5 minutes after the event was received (IoT's timestamps are accurate to +/-2 minutes)"
+    assert _rejections(presence) == {"sensor-0042": reason, "sensor-0043": reason}
+    assert emitted(capsys.readouterr().out)[1] == {"ConnectivityUpdated": 2, "MalformedEvents": 2}
+    # Once refused, the client's next real event still applies.
+    (disconnected,) = load_event("track_presence/disconnected")["Records"]
+    presence.invoke({"Records": [disconnected]})
+    assert presence.item("CONNECTIVITY_TABLE", clientId="sensor-0042")["connected"] is False
+
+
+def _record_at(timestamp: int, sent: int | None, client_id: str) -> dict:
+    (record,) = load_event("track_presence/connected")["Records"]
+    body = json.loads(record["body"]) | {"clientId": client_id, "timestamp": timestamp}
+    attributes = {k: v for k, v in record["attributes"].items() if k != "SentTimestamp"}
+    if sent is not None:
+        attributes["SentTimestamp"] = str(sent)
+    return record | {"messageId": client_id, "body": json.dumps(body), "attributes": attributes}
+
+
+def test_without_a_sent_timestamp_the_receipt_is_the_functions_clock(presence):
+    now = int(time.time() * 1000)
+    records = [_record_at(now + 10 * MINUTE, None, "ahead-of-clock"), _record_at(now - MINUTE, None, "behind-clock")]
+    presence.invoke({"Records": records})
+    assert set(_rejections(presence)) == {"ahead-of-clock"}
+    assert presence.item("CONNECTIVITY_TABLE", clientId="behind-clock")["connected"] is True
+
+
+def test_a_sent_timestamp_ahead_of_the_functions_clock_is_the_receipt_that_counts(presence):
+    now = int(time.time() * 1000)
+    presence.invoke({"Records": [_record_at(now + 10 * MINUTE, now + 9 * MINUTE, "clock-behind-sqs")]})
+    assert presence.dead_letters() == []
+    assert presence.item("CONNECTIVITY_TABLE", clientId="clock-behind-sqs")["since"] == now + 10 * MINUTE
+
+
+def test_a_timestamp_in_seconds_or_with_a_fraction_is_dead_lettered_with_its_reason(presence, capsys):
+    presence.invoke(load_event("track_presence/malformed_timestamp_in_seconds"))
+    assert _rejections(presence) == {
+        "sensor-0042": "timestamp is before 2015-01-01T00:00:00Z (before AWS IoT existed): it must be in milliseconds since the Unix epoch",
+        "sensor-0043": "timestamp must be a whole number >= 0",
+    }
+    assert presence.dynamodb.scan(TableName=presence.tables["CONNECTIVITY_TABLE"])["Items"] == []
+    assert emitted(capsys.readouterr().out)[1] == {"MalformedEvents": 2}
+
+
+def test_a_version_number_beyond_a_long_is_dead_lettered_with_its_reason(presence, capsys):
+    presence.invoke(load_event("track_presence/malformed_version_out_of_range"))
+    reason = "versionNumber is larger than a 64-bit long (2^63 - 1)"
+    assert _rejections(presence) == {"sensor-0042": reason, "sensor-0043": reason}
+    assert presence.dynamodb.scan(TableName=presence.tables["CONNECTIVITY_TABLE"])["Items"] == []
+    assert emitted(capsys.readouterr().out)[1] == {"MalformedEvents": 2}
+
+
+def test_malformed_optional_fields_are_dropped_logged_by_name_and_counted_and_the_events_kept(presence, capsys):
+    event = load_event("track_presence/invalid_optional_fields")
+    assert presence.invoke(event) == {"batchItemFailures": []}
+    assert presence.dead_letters() == []
+    item = presence.item("CONNECTIVITY_TABLE", clientId="sensor-0042")
+    assert (item["connected"], item["versionNumber"]) == (False, 12)  # the connect, then its disconnect, applied
+    assert "disconnectReason" not in item and "clientInitiatedDisconnect" not in item
+    logs, metrics = emitted(capsys.readouterr().out)
+    assert metrics == {"ConnectivityUpdated": 2, "FieldsDropped": 4}
+    dropped = [line for line in logs if line["message"] == "Malformed optional fields dropped; the event is kept"]
+    assert [(line["level"], line["eventType"], sorted(line["droppedFields"])) for line in dropped] == [
+        ("WARNING", "connected", ["ipAddress", "principalIdentifier"]),
+        ("WARNING", "disconnected", ["clientInitiatedDisconnect", "disconnectReason"]),
+    ]
+    printed = json.dumps(dropped)
+    assert "999.1.1.1" not in printed and "client_initiated_disconnect" not in printed

@@ -184,11 +184,12 @@ def test_presence_function_may_only_update_its_tables_reject_to_its_dlq_consume_
     )
 
 
-def test_inventory_function_may_only_update_its_table_reject_to_its_dlq_consume_its_queue_and_log(template):
+def test_inventory_function_may_only_update_query_and_read_its_table_reject_to_its_dlq_consume_its_queue_and_log(template):
     logs, _ = find(template, "AWS::Logs::LogGroup", "/Registry/TrackInventory/")
+    inventory = find(template, "AWS::DynamoDB::Table", "/Registry/Inventory/")[0]
     assert _grants(_statements(template, "/Registry/TrackInventory/Role/")) == (
         {("logs:CreateLogStream", logs), ("logs:PutLogEvents", logs)}
-        | {("dynamodb:UpdateItem", find(template, "AWS::DynamoDB::Table", "/Registry/Inventory/")[0])}
+        | {(action, inventory) for action in ("dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:GetItem")}
         | {("sqs:SendMessage", _queue(template, "/Registry/DeadLetters/")[0])}
         | {(action, _queue(template, "/Registry/Events/")[0]) for action in CONSUME}
     )

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
+from hypothesis import given, settings
 
 from event_processing.fields import MalformedEvent
 from events import load_event, sqs_bodies
+from tests.lifecycle_histories import delivered
 from tests.memory_table import MemoryTable
-from track_inventory.logic import TOMBSTONE_SECONDS, group_key, inventory_write, membership_key, thing_key
+from tests.registry_histories import GROUPS, THING, registry_history
+from track_inventory.logic import (
+    TOMBSTONE_SECONDS,
+    deletion_key,
+    group_key,
+    membership_key,
+    record_registry_event,
+    thing_key,
+)
 from track_inventory.models import ThingGroupMembershipEvent, parse_registry_event
 
 PROCESSED_AT = 1_900_000_000_000
 
 
 def apply(table: MemoryTable, *bodies: dict) -> list[bool]:
-    return [table.write(inventory_write(parse_registry_event(json.dumps(body)), PROCESSED_AT)) for body in bodies]
+    """Each event as the function records it; whether its own write happened."""
+    return [record(table, body).applied for body in bodies]
+
+
+def record(table: MemoryTable, body: dict):
+    return record_registry_event(parse_registry_event(json.dumps(body)), table, PROCESSED_AT)
 
 
 def test_created_thing_is_recorded_with_its_attributes_and_version():
@@ -119,3 +135,97 @@ def test_the_2018_spelling_of_the_event_types_is_still_accepted():
     assert apply(table, *sqs_bodies("track_inventory/format_2018")) == [True, True, True]
     assert table.get(**membership_key("MyThing", "MyChildThingGroup"))["member"] is True
     assert table.get(**group_key("MyChildThingGroup"))["parentGroupName"] == "MyRootThingGroup"
+
+
+def test_a_membership_removed_and_added_again_in_the_same_millisecond_ends_as_a_member_in_every_order():
+    added, removed, added_again = sqs_bodies("track_inventory/membership_readded_same_millisecond")
+    assert removed["timestamp"] == added_again["timestamp"] and removed["membershipId"] != added_again["membershipId"]
+    items = []
+    for order in itertools.permutations([added, removed, added_again]):
+        table = MemoryTable()
+        apply(table, *order, *order)  # and each delivered twice
+        items.append(table.get(**membership_key("MyThing", "MyChildThingGroup")))
+    assert all(item == items[0] for item in items)
+    assert (items[0]["member"], items[0]["membershipId"]) == (True, added_again["membershipId"])
+    assert "expiresAt" not in items[0]
+
+
+def test_a_membership_added_and_removed_in_the_same_millisecond_ends_removed_in_either_order():
+    added, removed, _ = sqs_bodies("track_inventory/membership_readded_same_millisecond")
+    added = added | {"timestamp": removed["timestamp"]}
+    for order in ([added, removed], [removed, added]):
+        table = MemoryTable()
+        apply(table, *order)
+        item = table.get(**membership_key("MyThing", "MyChildThingGroup"))
+        assert (item["member"], item["membershipId"]) == (False, removed["membershipId"])
+
+
+def _memberships(table: MemoryTable) -> dict[str, dict]:
+    return {group: table.get(**membership_key("MyThing", group)) for group in ("MyChildThingGroup", "MyRootThingGroup")}
+
+
+def test_deleting_a_thing_ends_its_memberships_and_a_late_addition_cannot_revive_them():
+    created, added_child, added_root, deleted, late_repeat = sqs_bodies("track_inventory/thing_deleted_with_memberships")
+    table = MemoryTable()
+    outcomes = [record(table, body) for body in (created, added_child, added_root, deleted, late_repeat)]
+    assert [(o.applied, o.memberships_ended) for o in outcomes] == [(True, 0), (True, 0), (True, 0), (True, 2), (False, 0)]
+    for group, item in _memberships(table).items():
+        assert item == {
+            **membership_key("MyThing", group),
+            "thingName": "MyThing",
+            "thingGroupName": group,
+            "thingId": deleted["thingId"],
+            "member": False,
+            "thingDeleted": True,
+            "eventTimestamp": deleted["timestamp"],
+            "updatedAt": PROCESSED_AT,
+            "expiresAt": PROCESSED_AT // 1000 + TOMBSTONE_SECONDS,
+        }
+    assert table.get(**deletion_key("MyThing", deleted["thingId"]))["eventTimestamp"] == deleted["timestamp"]
+
+
+def test_memberships_delivered_after_their_things_deletion_end_all_the_same():
+    created, added_child, added_root, deleted, _ = sqs_bodies("track_inventory/thing_deleted_with_memberships")
+    in_order, deletion_first = MemoryTable(), MemoryTable()
+    apply(in_order, created, added_child, added_root, deleted)
+    assert [record(deletion_first, body).memberships_ended for body in (deleted, created, added_root, added_child)] == [0, 0, 1, 1]
+    assert deletion_first.items == in_order.items
+    assert all(item["member"] is False for item in _memberships(deletion_first).values())
+
+
+def test_memberships_of_a_thing_created_again_under_the_name_are_not_ended_by_the_old_deletion():
+    created, added_child, _, deleted, _ = sqs_bodies("track_inventory/thing_deleted_with_memberships")
+    later = deleted["timestamp"] + 1_000
+    recreated = created | {"thingId": "new-thing-id", "timestamp": later, "eventId": "again"}
+    added_to_new = added_child | {"thingId": "new-thing-id", "timestamp": later + 1, "membershipId": "new", "eventId": "n"}
+    table = MemoryTable()
+    # The new thing's events first; the old thing's addition and deletion arrive late.
+    apply(table, recreated, added_to_new, added_child, deleted)
+    item = table.get(**membership_key("MyThing", "MyChildThingGroup"))
+    assert (item["member"], item["thingId"], item["membershipId"]) == (True, "new-thing-id", "new")
+    assert "thingDeleted" not in item
+
+
+def test_a_deletion_in_the_same_millisecond_as_an_addition_of_that_thing_ends_it():
+    created, added_child, _, deleted, _ = sqs_bodies("track_inventory/thing_deleted_with_memberships")
+    added_child = added_child | {"timestamp": deleted["timestamp"]}
+    for order in ([created, added_child, deleted], [created, deleted, added_child]):
+        table = MemoryTable()
+        apply(table, *order)
+        assert table.get(**membership_key("MyThing", "MyChildThingGroup"))["thingDeleted"] is True
+
+
+def _membership_state(table: MemoryTable) -> dict[str, bool]:
+    items = {group: table.get(**membership_key(THING, group)) for group in GROUPS}
+    return {group: bool(item and item["member"]) for group, item in items.items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=registry_history().flatmap(lambda made: delivered(made[0]).map(lambda order: (made, order))))
+def test_any_delivery_order_with_duplicates_ends_in_the_items_of_the_in_order_sequence(data):
+    (history, truth), delivery = data
+    in_order, shuffled = MemoryTable(), MemoryTable()
+    apply(in_order, *(event.body for event in history))
+    apply(shuffled, *delivery)
+    assert shuffled.items == in_order.items
+    assert _membership_state(in_order) == {group: group in truth.groups for group in GROUPS}
