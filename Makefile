@@ -11,7 +11,12 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: install synth deploy run test bench clean
+# The environment: `make deploy STAGE=prod` deploys DeviceBackend-prod (-c deviceBackend.stage=prod); none, the
+# single environment's DeviceBackend.
+STAGE ?=
+STAGE_CONTEXT := $(if $(STAGE),-c deviceBackend.stage=$(STAGE))
+
+.PHONY: install synth deploy run test bench authorize-demo clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -25,10 +30,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 synth: install
-	$(CDK) synth --quiet
+	$(CDK) synth --quiet $(STAGE_CONTEXT)
 
 deploy: install
-	$(CDK) deploy DeviceBackend
+	$(CDK) deploy $(STAGE_CONTEXT)
 
 run: synth
 	$(PY) -m local_runtime scenario events/scenarios/fleet_morning.json
@@ -43,6 +48,24 @@ bench: synth
 	$(PY) -m benchmarks --bytecode cached
 	$(PY) -m benchmarks --bytecode lambda
 	$(PY) -m benchmarks.local_runtime --burst 10
+
+# The custom authorizer on the local runtime, no AWS account: development token keys (made once, in an ignored
+# folder), the app synthesized with the authorizer on into its own assembly, a token for DEMO_CLIENT_ID, and
+# IoT's decision on it through the authorizer (ALLOWED or DENIED, exit status 1 when denied).
+AUTHORIZER_DEMO ?= build/authorizer-demo
+DEMO_CLIENT_ID ?= sensor-1
+AUTHORIZER_DEMO_CONTEXT := -c deviceBackend.authorizer.enabled=true \
+	-c deviceBackend.authorizer.jwtKeys=$(AUTHORIZER_DEMO)/keys/jwks.json \
+	-c 'deviceBackend.authorizer.tokenSigningPublicKeys={"demo": "$(AUTHORIZER_DEMO)/keys/token-signing-public.pem"}'
+
+authorize-demo: install
+	test -f $(AUTHORIZER_DEMO)/keys/jwks.json || $(PY) -m device_tokens keys --out $(AUTHORIZER_DEMO)/keys > /dev/null
+	$(CDK) synth --quiet --output $(AUTHORIZER_DEMO)/cdk.out $(STAGE_CONTEXT) $(AUTHORIZER_DEMO_CONTEXT)
+	@# mint prints the shell variables its sample commands use; the local runtime connects with them.
+	minted="$$($(PY) -m device_tokens mint --keys $(AUTHORIZER_DEMO)/keys --client-id $(DEMO_CLIENT_ID) $(STAGE_CONTEXT))" && \
+	eval "$$(grep -E '^  (AUTHORIZER|TOKEN|SIGNATURE_URL|MQTT_USERNAME)=' <<< "$$minted")" && \
+	$(PY) -m local_runtime authorize --assembly $(AUTHORIZER_DEMO)/cdk.out "$$AUTHORIZER" \
+		--client-id $(DEMO_CLIENT_ID) --username "$$MQTT_USERNAME"
 
 clean:
 	rm -rf cdk.out build .pytest_cache .hypothesis

@@ -13,7 +13,19 @@ from stacks.config import ConfigError, load_config
 from stacks.device_backend import DeviceBackendStack
 from stacks.platform.checks import enable_checks
 
-STACK_NAME = "DeviceBackend"
+STACK_NAME = "DeviceBackend"  # with no deviceBackend.stage; DeviceBackend-<stage> with one
+
+
+def stack_name(stage: str | None) -> str:
+    return STACK_NAME if stage is None else f"{STACK_NAME}-{stage}"
+
+
+def deployment_environment() -> cdk.Environment | None:
+    """The account and region the CLI resolved from the credentials (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION).
+    Without an account the stack is environment-agnostic, so that synth needs no credentials: the CLI sets a
+    region even then (us-east-1 when it finds none), which must not pin the template to it."""
+    account = os.environ.get("CDK_DEFAULT_ACCOUNT")
+    return cdk.Environment(account=account, region=os.environ.get("CDK_DEFAULT_REGION")) if account else None
 
 
 def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
@@ -25,7 +37,7 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
         context={"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True, **(context or {})},
     )
     config = load_config(app.node.get_all_context())
-    DeviceBackendStack(app, STACK_NAME, config=config)
+    DeviceBackendStack(app, stack_name(config.stage), config=config, env=deployment_environment())
     enable_checks(app)
     return app
 

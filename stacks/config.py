@@ -43,6 +43,9 @@ class PresenceConfig:
 class RegistryConfig:
     batch_size: int = 10
     max_concurrency: int = 2
+    # The registry event configuration (UpdateEventConfigurations) is one per account and region: off where
+    # another stage or tool in the same account and region already turns the events on.
+    manage_event_configuration: bool = True
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,15 @@ class DefenderConfig:
     logging_level: str = "ERROR"  # the level ENABLE_IOT_LOGGING sets (DEBUG, INFO, WARN or ERROR)
 
 
+# The longest name a prefix goes into: the fleet-provisioning template `<prefix>_fleet`, of at most 36 characters.
+MAX_RESOURCE_NAME_PREFIX = 30
+
+
 @dataclass(frozen=True)
 class BackendConfig:
+    # The environment (dev, prod...): in the stack's name and in every name the app sets, so that stages do not
+    # clash in one account. None: the single environment's names (DeviceBackend, iot_backend_...).
+    stage: str | None = None
     name_prefix: str = "iot_backend"
     metrics_namespace: str = "IotDeviceBackend"
     log_level: str = "INFO"
@@ -178,6 +188,18 @@ class BackendConfig:
     authorizer: AuthorizerConfig = field(default_factory=AuthorizerConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     defender: DefenderConfig = field(default_factory=DefenderConfig)
+
+    @property
+    def resource_name_prefix(self) -> str:
+        """What every name the app gives a resource starts with (rules, IoT policies, thing groups, templates,
+        the authorizer, mitigation actions, the scheduled audit, SSM parameters): the prefix, then the stage."""
+        return self.name_prefix if self.stage is None else f"{self.name_prefix}_{self.stage}"
+
+    @property
+    def stage_metrics_namespace(self) -> str:
+        """The functions' metrics and the alarms on them: one namespace per stage, so that two stages in one
+        account and region neither mix their metrics nor set off each other's alarms."""
+        return self.metrics_namespace if self.stage is None else f"{self.metrics_namespace}/{self.stage}"
 
 
 def _structured(value: Any, allowed: str) -> Any:
@@ -410,10 +432,18 @@ def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 # context key (after the prefix) -> (where it goes in BackendConfig, how it is read)
 _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
+    # Letters and digits: topic rule names take no '-', stack names no '_'. Lowercase, so that a stage is
+    # spelled one way in every name.
+    "stage": (
+        ("stage",),
+        _optional(_matching(r"[a-z][a-z0-9]{0,15}", "1-16 lowercase letters or digits, starting with a letter, or null")),
+    ),
     "namePrefix": (
         ("name_prefix",),
-        # 30: the fleet-provisioning template is named <prefix>_fleet, and template names allow 36 characters.
-        _matching(r"[A-Za-z][A-Za-z0-9_]{0,29}", "1-30 letters, digits or '_', starting with a letter (IoT names)"),
+        _matching(
+            rf"[A-Za-z][A-Za-z0-9_]{{0,{MAX_RESOURCE_NAME_PREFIX - 1}}}",
+            f"1-{MAX_RESOURCE_NAME_PREFIX} letters, digits or '_', starting with a letter (IoT names)",
+        ),
     ),
     "metricsNamespace": (
         ("metrics_namespace",),
@@ -430,6 +460,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "presence.trackSubscriptions": (("presence", "track_subscriptions"), _boolean),
     "registry.batchSize": (("registry", "batch_size"), _integer(1, 10)),
     "registry.maxConcurrency": (("registry", "max_concurrency"), _integer(2, 1000)),
+    "registry.manageEventConfiguration": (("registry", "manage_event_configuration"), _boolean),
     "onboarding.activationBatchSize": (("onboarding", "activation_batch_size"), _integer(1, 10)),
     "onboarding.activationMaxConcurrency": (("onboarding", "activation_max_concurrency"), _integer(2, 10)),
     "onboarding.requireAllowList": (("onboarding", "require_allow_list"), _boolean),
@@ -495,7 +526,7 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
             raise ConfigError(f"Context key {key!r} is {context[key]!r}; it must be {allowed}") from None
         section = path[0] if len(path) == 2 else ""
         sections[section][path[-1]] = value
-    return BackendConfig(
+    config = BackendConfig(
         presence=PresenceConfig(**sections["presence"]),
         registry=RegistryConfig(**sections["registry"]),
         onboarding=OnboardingConfig(**sections["onboarding"]),
@@ -504,6 +535,19 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
         defender=_defender(sections["defender"]),
         **sections[""],
     )
+    _check_names(config)
+    return config
+
+
+def _check_names(config: BackendConfig) -> None:
+    """The prefix and the stage together must still fit the shortest name they go into."""
+    prefix = config.resource_name_prefix
+    if len(prefix) > MAX_RESOURCE_NAME_PREFIX:
+        raise ConfigError(
+            f"Context keys '{PREFIX}namePrefix' and '{PREFIX}stage' make the names start with {prefix!r}, "
+            f"{len(prefix)} characters; together (with the '_' between them) they may have at most "
+            f"{MAX_RESOURCE_NAME_PREFIX}, as the fleet-provisioning template's name <prefix>_fleet allows 36"
+        )
 
 
 def _authorizer(settings: dict[str, Any]) -> AuthorizerConfig:

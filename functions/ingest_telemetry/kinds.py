@@ -59,3 +59,8 @@ KINDS: dict[str, Kind] = {
 
 # A thing name as IoT allows it (it is the third topic level).
 THING_NAME_PATTERN = r"[a-zA-Z0-9:_-]{1,128}"
+
+
+def telemetry_topic(application: str, thing: str, kind: str) -> str:
+    """Where a device publishes its readings of `kind` (`thing` may be the MQTT wildcard `+` in a filter)."""
+    return f"dt/{application}/{thing}/{kind}"

@@ -17,7 +17,7 @@ from aws_cdk import aws_iot as iot
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from stacks.config import ConfigError
+from stacks.config import BackendConfig, ConfigError
 from stacks.platform import Platform
 from stacks.platform.functions import BackendFunction
 
@@ -61,6 +61,11 @@ DENY_BURST = 100
 DENY_PERIOD = Duration.minutes(5)
 
 
+def authorizer_name(config: BackendConfig) -> str:
+    """The name devices give IoT (x-amz-customauthorizer-name) to connect through this authorizer."""
+    return f"{config.resource_name_prefix}_devices"
+
+
 class DeviceAuthorizer(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
         super().__init__(scope, construct_id)
@@ -69,7 +74,7 @@ class DeviceAuthorizer(Construct):
         if settings.jwt_keys is None:  # load_config refuses this already; a construct built by hand may not
             raise ConfigError("the custom authorizer needs deviceBackend.authorizer.jwtKeys")
         stack = Stack.of(self)
-        self.authorizer_name = f"{config.name_prefix}_devices"
+        self.authorizer_name = authorizer_name(config)
 
         # The public keys that verify device tokens. A parameter, not the function's environment: the function
         # reads it again every keysRefreshSeconds, so keys can be rotated without redeploying the function.
@@ -82,7 +87,7 @@ class DeviceAuthorizer(Construct):
         self.keys_parameter = ssm.StringParameter(
             self,
             "TokenKeys",
-            parameter_name=f"/{config.name_prefix}/authorizer/jwt-keys",
+            parameter_name=f"/{config.resource_name_prefix}/authorizer/jwt-keys",
             description="Public keys (JWKS) that verify device tokens at the custom authorizer",
             string_value=settings.jwt_keys,
             tier=ssm.ParameterTier.STANDARD if size <= STANDARD_PARAMETER_LIMIT else ssm.ParameterTier.ADVANCED,
@@ -174,7 +179,7 @@ class DeviceAuthorizer(Construct):
             using_metrics={
                 "invocations": self.function.metric_invocations(period=DENY_PERIOD, statistic="Sum"),
                 "authorized": cloudwatch.Metric(
-                    namespace=config.metrics_namespace,
+                    namespace=config.stage_metrics_namespace,
                     metric_name="Authorized",
                     dimensions_map={"service": PACKAGE},
                     period=DENY_PERIOD,

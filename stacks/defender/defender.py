@@ -62,7 +62,7 @@ class DeviceDefender(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
         super().__init__(scope, construct_id)
         settings = platform.config.defender
-        prefix = platform.config.name_prefix
+        prefix = platform.config.resource_name_prefix
         stack = Stack.of(self)
         self.base = base = f"arn:{stack.partition}:iot:{stack.region}:{stack.account}"
 

@@ -1,4 +1,5 @@
-"""Registry inventory: registry events (enabled by the app) -> rules -> SQS -> track_inventory -> DynamoDB."""
+"""Registry inventory: registry events -> rules -> SQS -> track_inventory -> DynamoDB. The app turns the events
+on, unless `registry.manageEventConfiguration` leaves the account's event configuration to another owner."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ class RegistryInventory(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
         super().__init__(scope, construct_id)
         settings = platform.config.registry
-        self.event_configurations = self._enable_registry_events()
+        self.event_configurations: cr.AwsCustomResource | None = (
+            self._enable_registry_events() if settings.manage_event_configuration else None
+        )
         self.inventory = table(
             self, "Inventory", platform=platform, partition_key="pk", sort_key="sk", time_to_live_attribute="expiresAt"
         )

@@ -54,7 +54,7 @@ class CertificateAuthorities(Construct):
         self, scope: Construct, construct_id: str, *, platform: Platform, access: DeviceAccess, provisioning_role: iam.IRole
     ) -> None:
         super().__init__(scope, construct_id)
-        self.jitp_template_name = f"{platform.config.name_prefix}_jitp"
+        self.jitp_template_name = f"{platform.config.resource_name_prefix}_jitp"
         self.jitp_template = iot.CfnProvisioningTemplate(
             self,
             "JitpTemplate",

@@ -22,7 +22,7 @@ DEVICE_TOPICS = {
 class DeviceAccess(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, platform: Platform) -> None:
         super().__init__(scope, construct_id)
-        prefix = platform.config.name_prefix
+        prefix = platform.config.resource_name_prefix
         stack = Stack.of(self)
         base = f"arn:{stack.partition}:iot:{stack.region}:{stack.account}"
         self.policy_name = f"{prefix}_device"

@@ -79,7 +79,7 @@ class FleetProvisioning(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         base = f"arn:{stack.partition}:iot:{stack.region}:{stack.account}"
-        self.template_name = f"{platform.config.name_prefix}_fleet"
+        self.template_name = f"{platform.config.resource_name_prefix}_fleet"
         self.template_arn = f"{base}:provisioningtemplate/{self.template_name}"
 
         self.allow_list = table(self, "AllowList", platform=platform, partition_key="serialNumber")
@@ -154,7 +154,7 @@ class FleetProvisioning(Construct):
         # The policy, the group and the hook's permission exist before a device can use the template.
         self.template.node.add_dependency(access.policy, access.fleet_group, self.hook_permission, self.role)
 
-        self.claim_policy_name = f"{platform.config.name_prefix}_fleet_claim"
+        self.claim_policy_name = f"{platform.config.resource_name_prefix}_fleet_claim"
         self.claim_policy = self._claim_policy(base)
         platform.monitoring.graph_outcomes("Fleet provisioning", PACKAGE, OUTCOMES)
 

@@ -123,7 +123,7 @@ class BackendFunction(Construct):
             reserved_concurrent_executions=reserved_concurrency,
             environment={
                 "POWERTOOLS_SERVICE_NAME": package,
-                "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
+                "POWERTOOLS_METRICS_NAMESPACE": config.stage_metrics_namespace,
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
                 **environment,
             },

@@ -16,7 +16,7 @@ class Platform(Construct):
         super().__init__(scope, construct_id)
         self.config = config
         self.removal_policy = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
-        self.monitoring = Monitoring(self, "Monitoring", alarm_email=config.alarm_email, namespace=config.metrics_namespace)
+        self.monitoring = Monitoring(self, "Monitoring", alarm_email=config.alarm_email, namespace=config.stage_metrics_namespace)
         self.dependencies = dependency_layer(self, "Dependencies")
         self.rule_errors = DeadLetterQueue(
             self,

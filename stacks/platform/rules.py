@@ -27,7 +27,7 @@ def topic_rule(
 ) -> iot.TopicRule:
     """A rule named `<namePrefix>_<name>`. Failed actions go to the platform's rule-error queue, in the
     format AWS documents (the failing message, base64, with the error), so nothing is silently lost."""
-    rule_name = f"{platform.config.name_prefix}_{name}"
+    rule_name = f"{platform.config.resource_name_prefix}_{name}"
     if not _RULE_NAME.fullmatch(rule_name):
         raise ValueError(f"Topic rule name {rule_name!r} must match ^[a-zA-Z0-9_]+$ and be at most 128 characters")
     rule = iot.TopicRule(

@@ -22,7 +22,8 @@ from stacks.platform.rules import topic_rule
 from stacks.platform.sdk_calls import deployment_call
 from stacks.platform.tables import table
 
-KINDS = function_module("ingest_telemetry/kinds.py").KINDS
+_kinds = function_module("ingest_telemetry/kinds.py")
+KINDS, telemetry_topic = _kinds.KINDS, _kinds.telemetry_topic
 OUTCOMES = ["ReadingsStored", "ThresholdsBreached", "DuplicateReadings", "ReadingsRejected"]
 # Lambda retries a failed asynchronous invocation twice; an event it could not run within this age is given
 # up too. Both end in the dead-letter queue (the OnFailure destination), with the reading.
@@ -33,7 +34,7 @@ def kind_sql(application: str, kind: str) -> str:
     fields = ", ".join(["ts", *KINDS[kind].measures])
     return (
         f"SELECT {fields}, topic(3) AS thingName, topic(4) AS kind, clientid() AS clientId, "
-        f"timestamp() AS receivedAt FROM 'dt/{application}/+/{kind}'"
+        f"timestamp() AS receivedAt FROM '{telemetry_topic(application, '+', kind)}'"
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,22 @@ def test_show_lists_what_the_runtime_made_of_the_app(cloud_assembly: Path, capsy
     assert "SQS PresenceEventsQueue967271A8 -> track_presence: batches of 10" in out
     assert "Table PresenceConnectivity" in out and "(empty)" in out
     assert "dead-letter queue of PresenceEventsQueue967271A8" in out
+
+
+def test_make_authorize_demo_puts_a_minted_token_through_the_authorizer_of_the_synthesized_app() -> None:
+    """The target as a fresh clone runs it: it makes its keys, synthesizes with the CDK CLI (no credentials)
+    and connects through the local runtime; in a stage, through that stage's authorizer."""
+    demo = ROOT / "build" / "test.authorizer-demo"  # under build/ (ignored), so the layer is built once, not per run
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run(
+        ["make", "--no-print-directory", "authorize-demo", f"AUTHORIZER_DEMO={demo}", "STAGE=qa", "DEMO_CLIENT_ID=sensor-7"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "\nALLOWED: authenticated\n" in result.stdout
+    assert "clientId=sensor-7" in result.stdout and "signatureVerified=true" in result.stdout
+    template = json.loads((demo / "cdk.out" / "DeviceBackend-qa.template.json").read_text())
+    names = [r["Properties"]["AuthorizerName"] for r in template["Resources"].values() if r["Type"] == "AWS::IoT::Authorizer"]
+    assert names == ["iot_backend_qa_devices"]
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+    assert (demo / "keys" / "jwt-private.pem").stat().st_mode & 0o077 == 0

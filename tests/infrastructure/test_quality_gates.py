@@ -150,3 +150,18 @@ def test_cdk_cli_synthesizes_with_no_aws_credentials(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / f"{STACK_NAME}.template.json").is_file()
+
+
+def test_cdk_diff_against_a_saved_template_needs_no_aws_credentials(template_path, tmp_path):
+    """README, "Review a change": the offline diff shows the change, and --fail exits 1 on it."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment["CDK_DISABLE_CLI_TELEMETRY"] = "true"
+    result = subprocess.run(
+        [str(ROOT / "node_modules" / ".bin" / "cdk"), "diff", "--template", str(template_path), "--fail",
+         "--output", str(tmp_path), "-c", "deviceBackend.presence.batchSize=5"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    report = result.stdout + result.stderr
+    assert "BatchSize" in report and "[-] 10" in report and "[+] 5" in report
+    assert "Number of stacks with differences: 1" in report

@@ -238,6 +238,22 @@ def test_the_app_enables_thing_group_and_membership_registry_events(template):
     ]
 
 
+def test_with_the_event_configuration_left_to_another_owner_the_app_consumes_registry_events_without_setting_them(tmp_path):
+    from aws_cdk.assertions import Template
+
+    from app import STACK_NAME, build_app
+
+    app = build_app(
+        context={"deviceBackend.registry.manageEventConfiguration": "false", "aws:cdk:bundling-stacks": []},
+        outdir=str(tmp_path),
+    )
+    template = Template.from_stack(app.node.find_child(STACK_NAME)).to_json()
+    assert not [r for r in resources(template, "Custom::AWS").values() if "/Registry/EventConfigurations/" in cdk_path(r)]
+    assert not [p for p in resources(template, "AWS::IAM::Policy").values() if "/Registry/EventConfigurations/" in cdk_path(p)]
+    rule_names = {rule["Properties"]["RuleName"] for rule in resources(template, "AWS::IoT::TopicRule").values()}
+    assert {"iot_backend_registry_things", "iot_backend_registry_thing_groups", "iot_backend_registry_group_memberships"} <= rule_names
+
+
 def test_with_subscription_tracking_off_there_is_no_subscriptions_rule_or_table(tmp_path):
     from aws_cdk.assertions import Template
 

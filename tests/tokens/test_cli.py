@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -16,7 +17,7 @@ import pytest
 
 from device_tokens import __main__ as cli
 from device_tokens.__main__ import main
-from stacks.config import AuthorizerConfig, BackendConfig, load_config
+from stacks.config import AuthorizerConfig, load_config
 from tests.tokens.test_tokens import verify_iot_signature, verify_jwt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,34 +99,120 @@ def test_mint_prints_a_token_and_its_signature_that_verify(keys: Path, capsys: p
     verify_iot_signature(keys, token, signature)
 
 
-def test_mint_shows_how_clients_present_the_token(keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = run(capsys, "mint", "--keys", keys, "--client-id", "sensor-1", "--authorizer-name", "fleet_devices",
-                         "--token-key-name", "x-token")  # fmt: skip
+def try_it(out: str) -> dict[str, list[list[str]]]:
+    """What the printed "try it" lines run, as a shell runs them: each command's arguments after the shell's
+    quoting and expansion (bash, with mosquitto_pub, curl, python and aws as functions that print them)."""
+    lines = out.split("try it", 1)[1].splitlines()[1:]
+    assert lines and all(line.startswith("  ") for line in lines)
+    script = "\n".join([
+        'aws() { echo example-ats.iot.eu-west-1.amazonaws.com; }',
+        *(f'{command}() {{ printf "{command}\\0"; printf "%s\\0" "$@"; printf "\\n"; }}'
+          for command in ("mosquitto_pub", "curl", "python")),
+        *lines,
+    ])  # fmt: skip
+    result = subprocess.run(["bash", "-euc", script], capture_output=True, text=True, check=True)
+    commands: dict[str, list[list[str]]] = {}
+    for line in result.stdout.splitlines():
+        command, *arguments = line.rstrip("\0").split("\0")
+        commands.setdefault(command, []).append(arguments)
+    return commands
+
+
+def option(arguments: list[str], name: str) -> str:
+    return arguments[arguments.index(name) + 1]
+
+
+def test_mint_shows_how_clients_present_the_token_on_the_apps_topics(keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "mint", "--keys", keys, "--client-id", "sensor-1", "--kind", "soil",
+                         "-c", "deviceBackend.namePrefix=fleet", "-c", "deviceBackend.authorizer.tokenKeyName=x-token",
+                         "-c", "deviceBackend.telemetry.application=greenhouse")  # fmt: skip
 
     assert status == 0
     token = re.search(r"^token: (\S+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
     signature = re.search(r"^signature: (\S+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
-    # The shell variables the example commands use, as a shell would expand them.
-    variables = dict(re.findall(r"^  (TOKEN|SIGNATURE|SIGNATURE_URL)=(\S+)", out, re.MULTILINE))
-    assert variables["TOKEN"] == token and variables["SIGNATURE"].strip("'") == signature
-    mqtt_signed, mqtt_password = [line for line in out.splitlines() if line.lstrip().startswith("mosquitto_pub")]
-    assert "-p 443 --tls-alpn mqtt" in mqtt_signed and "-i sensor-1" in mqtt_signed
-    username = re.search(r'-u "([^"]+)"', mqtt_signed).group(1)  # type: ignore[union-attr]
-    username = username.replace("$SIGNATURE_URL", variables["SIGNATURE_URL"].strip("'")).replace("$TOKEN", token)
-    name, _, query = username.partition("?")
-    parameters = parse_qs(query, strict_parsing=True)
+    commands = try_it(out)
+    signed, password = commands["mosquitto_pub"]
+    assert signed[:8] == ["-h", "example-ats.iot.eu-west-1.amazonaws.com", "-p", "443", "--tls-alpn", "mqtt",
+                          "--capath", "/etc/ssl/certs"]  # fmt: skip
+    assert option(signed, "-i") == "sensor-1" and "-P" not in signed
+    name, _, query = option(signed, "-u").partition("?")
     assert name == "sensor-1"
-    assert parameters == {
+    assert parse_qs(query, strict_parsing=True) == {
         "x-amz-customauthorizer-name": ["fleet_devices"],
         "x-amz-customauthorizer-signature": [signature],  # URL-decoding gives the base64 back
         "x-token": [token],
     }
-    assert '-u "sensor-1?x-amz-customauthorizer-name=fleet_devices" -P "$TOKEN"' in mqtt_password
-    (curl,) = [line for line in out.splitlines() if line.lstrip().startswith("curl")]
-    assert '"https://$IOT_ENDPOINT/topics/dt/demo/sensor-1/telemetry?qos=1"' in curl
-    for header in ("x-amz-customauthorizer-name: fleet_devices", "x-token: $TOKEN",
-                   "x-amz-customauthorizer-signature: $SIGNATURE"):  # fmt: skip
-        assert f'-H "{header}"' in curl
+    assert (option(password, "-u"), option(password, "-P")) == ("sensor-1?x-amz-customauthorizer-name=fleet_devices", token)
+    (curl,) = commands["curl"]
+    assert "https://example-ats.iot.eu-west-1.amazonaws.com/topics/dt/greenhouse/sensor-1/soil?qos=1" in curl
+    headers = [value for flag, value in zip(curl, curl[1:]) if flag == "-H"]
+    assert headers == ["x-amz-customauthorizer-name: fleet_devices", f"x-token: {token}",
+                       f"x-amz-customauthorizer-signature: {signature}"]  # fmt: skip
+    assert option(signed, "-t") == option(password, "-t") == "dt/greenhouse/sensor-1/soil"
+    readings = [json.loads(option(signed, "-m")), json.loads(option(password, "-m")), json.loads(option(curl, "-d"))]
+    assert readings[0] == readings[1] == readings[2] and set(readings[0]) == {"ts", "moisture", "temperature"}
+    (local,) = commands["python"]
+    assert local == ["-m", "local_runtime", "authorize", "fleet_devices", "--client-id", "sensor-1",
+                     "--username", option(signed, "-u")]  # fmt: skip
+
+
+def test_mint_takes_the_stage_issuer_and_audience_from_the_configuration(keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "mint", "--keys", keys, "--client-id", "sensor-1", "-c", "deviceBackend.stage=dev",
+                         "-c", "deviceBackend.authorizer.jwtIssuer=factory")  # fmt: skip
+
+    assert status == 0
+    token = re.search(r"^token: (\S+)$", out, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    verify_jwt(keys, token, algorithm="ES256", issuer="factory", audience=AuthorizerConfig().jwt_audience)
+    (local,) = try_it(out)["python"]
+    assert local[3] == "iot_backend_dev_devices"
+
+
+def test_the_sample_reading_is_within_the_sensor_range_and_the_thresholds() -> None:
+    config = load_config({"deviceBackend.telemetry.thresholds": json.dumps({"environment": {"temperature": {"min": 10, "max": 30}}})})
+
+    reading = cli.sample_reading(config, "environment", 1_000)
+
+    assert reading == {"ts": 1_000, "temperature": 20.0, "humidity": 50.0}  # humidity: its 0-100 % range
+
+
+def test_the_printed_commands_connect_and_publish_a_reading_the_app_stores(
+    authorizer_assembly: Path, authorizer_keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from local_runtime import LocalRuntime
+    from local_runtime.authorizers import Connection
+
+    status, out, _ = run(capsys, "mint", "--keys", authorizer_keys, "--client-id", "sensor-1")
+    assert status == 0
+    commands = try_it(out)
+    signed = commands["mosquitto_pub"][0]
+    (curl,) = commands["curl"]
+    headers = dict(header.split(": ", 1) for flag, header in zip(curl, curl[1:]) if flag == "-H")
+    (local,) = commands["python"]
+
+    with LocalRuntime(authorizer_assembly) as runtime:
+        over_mqtt = runtime.authorize(local[3], Connection("mqtt", option(signed, "-i"), option(signed, "-u")))
+        over_https = runtime.authorize(headers["x-amz-customauthorizer-name"], Connection("http", headers=headers))
+        runtime.publish(option(signed, "-t"), option(signed, "-m").encode(), client_id=option(signed, "-i"))
+        runtime.drain()
+        [table] = [r.logical_id for r in runtime.cloud.created if r.type == "AWS::DynamoDB::Table" and "Telemetry/Latest" in r.label]
+        items = runtime.cloud.client("dynamodb").scan(TableName=runtime.cloud.physical[table].ref)["Items"]
+
+    assert over_mqtt.allowed and over_https.allowed, (over_mqtt.reason, over_https.reason)
+    assert over_mqtt.invocation is not None
+    topic_arn = f"topic/{option(signed, '-t')}"
+    statements = [s for document in over_mqtt.invocation.result["policyDocuments"] for s in json.loads(document)["Statement"]]
+    assert any(
+        statement["Effect"] == "Allow" and "iot:Publish" in statement["Action"]
+        and any(fnmatch(topic_arn, resource.split(":", 5)[5]) for resource in statement["Resource"])
+        for statement in statements
+    )  # fmt: skip
+    stored = [{name: TypeDeserializer().deserialize(value) for name, value in item.items()} for item in items]
+    reading = json.loads(option(signed, "-m"))
+    assert [(item["thingName"], item["kind"]) for item in stored] == [("sensor-1", "environment")]
+    assert stored[0]["ts"] == reading.pop("ts")
+    assert {measure: float(value) for measure, value in stored[0]["reading"].items()} == reading
 
 
 def test_mint_json_is_one_object_for_scripts(keys: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -157,6 +244,10 @@ def test_mint_without_signature_for_an_authorizer_with_signing_off(keys: Path, c
         (("keys", "--out", "{keys}/jwks.json/sub"), "Not a directory"),
         (("keys", "--out", "{keys}x", "--algorithm", "HS256"), "invalid choice: 'HS256'"),
         (("mint", "--keys", "{keys}", "--client-id", "sensor-1", "--ttl", "soon"), "invalid int value: 'soon'"),
+        (("mint", "--keys", "{keys}", "--client-id", "sensor-1", "-c", "deviceBackend.stage"), "-c takes KEY=VALUE"),
+        (("mint", "--keys", "{keys}", "--client-id", "sensor-1", "-c", "deviceBackend.stage=Dev"),
+         "the app's configuration: Context key 'deviceBackend.stage' is 'Dev'"),
+        (("mint", "--keys", "{keys}", "--client-id", "sensor-1", "--kind", "telemetry"), "invalid choice: 'telemetry'"),
     ],
 )
 def test_errors_exit_2_with_a_message_and_print_nothing(
@@ -176,13 +267,6 @@ def test_a_jwks_that_is_not_one_is_an_error(keys: Path, capsys: pytest.CaptureFi
     status, _, err = run(capsys, "mint", "--keys", keys, "--client-id", "sensor-1")
 
     assert status == 2 and f"{keys / 'jwks.json'} is not a JWKS" in err
-
-
-def test_the_example_defaults_are_the_apps_defaults() -> None:
-    defaults = AuthorizerConfig()
-    assert cli.DEFAULT_TOKEN_KEY_NAME == defaults.token_key_name
-    assert (cli.DEFAULT_ISSUER, cli.DEFAULT_AUDIENCE) == (defaults.jwt_issuer, defaults.jwt_audience)
-    assert cli.DEFAULT_AUTHORIZER_NAME == f"{BackendConfig().name_prefix}_devices"
 
 
 def test_python_dash_m_runs_it(tmp_path: Path) -> None:

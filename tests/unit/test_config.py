@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from stacks.config import SETTING_KEYS, BackendConfig, ConfigError, load_config
+from stacks.config import SETTING_KEYS, BackendConfig, ConfigError, RegistryConfig, load_config
 
 ROOT_CONTEXT = json.loads((__import__("pathlib").Path(__file__).parents[2] / "cdk.json").read_text())["context"]
 
@@ -52,12 +52,45 @@ def test_command_line_json_is_decoded_and_checked_like_cdk_json():
         ("deviceBackend.logLevel", "LOUD", "one of DEBUG, INFO, WARNING, ERROR"),
         ("deviceBackend.retainData", "maybe", "true or false"),
         ("deviceBackend.alarmEmail", "not-an-email", "an e-mail address or null"),
+        ("deviceBackend.stage", "Dev", "1-16 lowercase letters or digits, starting with a letter, or null"),
+        ("deviceBackend.stage", "dev-1", "1-16 lowercase letters or digits, starting with a letter, or null"),
+        ("deviceBackend.stage", "1dev", "1-16 lowercase letters or digits, starting with a letter, or null"),
+        ("deviceBackend.stage", "d" * 17, "1-16 lowercase letters or digits, starting with a letter, or null"),
+        ("deviceBackend.registry.manageEventConfiguration", "sometimes", "true or false"),
     ],
 )
 def test_a_bad_value_names_the_key_and_what_is_allowed(key, value, allowed):
     with pytest.raises(ConfigError) as error:
         load_config({key: value})
     assert f"Context key {key!r} is {value!r}; it must be {allowed}" in str(error.value)
+
+
+def test_a_stage_follows_the_name_prefix_in_every_name_and_splits_the_metrics():
+    staged = load_config({"deviceBackend.stage": "dev"})
+    assert (staged.stage, staged.resource_name_prefix, staged.stage_metrics_namespace) == (
+        "dev", "iot_backend_dev", "IotDeviceBackend/dev"
+    )
+    single = load_config({"deviceBackend.stage": None})
+    assert (single.stage, single.resource_name_prefix, single.stage_metrics_namespace) == (
+        None, "iot_backend", "IotDeviceBackend"
+    )
+    assert load_config({"deviceBackend.stage": ""}).stage is None  # `-c deviceBackend.stage=`
+
+
+def test_a_name_prefix_and_stage_too_long_together_fail_naming_both_keys():
+    assert load_config({"deviceBackend.namePrefix": "a" * 19, "deviceBackend.stage": "s" * 10}).resource_name_prefix == (
+        "a" * 19 + "_" + "s" * 10
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config({"deviceBackend.namePrefix": "a" * 20, "deviceBackend.stage": "s" * 10})
+    message = str(error.value)
+    assert "'deviceBackend.namePrefix' and 'deviceBackend.stage'" in message and "31 characters" in message
+    assert "at most 30" in message
+
+
+def test_the_registry_event_configuration_can_be_left_to_another_owner():
+    assert RegistryConfig().manage_event_configuration is True
+    assert load_config({"deviceBackend.registry.manageEventConfiguration": "false"}).registry.manage_event_configuration is False
 
 
 def test_an_unknown_key_is_an_error_listing_the_known_keys():
