@@ -1,5 +1,8 @@
 """Minting a device token: a JWT whose subject is the device's client ID, and the signature IoT checks
-before it invokes the authorizer (token signing): base64 of SHA256withRSA over the token's exact text."""
+before it invokes the authorizer (token signing): base64 of SHA256withRSA over the token's exact text.
+
+ES256 signatures are minted canonical (low S): ECDSA's s is random, and the authorizer accepts only the one
+of s and n - s that is at most n/2 (the other spelling of the same signature)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from device_tokens.keys import SIGNING_PRIVATE_KEY, TokenToolError, load_private
 CLIENT_ID = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 30 * 24 * 3600
+# The order n of P-256's group (SEC 2, secp256r1): ES256 signs with it.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,20 @@ class MintedToken:
     claims: dict[str, Any]
     kid: str
     algorithm: str
+
+
+def sign_jwt(claims: dict[str, Any], key: Any, algorithm: str, headers: dict[str, Any]) -> str:
+    """The compact JWT of `claims`, signed with `key`; with ES256, the low-S spelling of its signature."""
+    token = jwt.encode(claims, key, algorithm=algorithm, headers=headers)
+    if algorithm != "ES256":
+        return token
+    signing_input, signature = token.rsplit(".", 1)
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    s = int.from_bytes(raw[32:], "big")
+    if s <= P256_ORDER // 2:
+        return token
+    low = raw[:32] + (P256_ORDER - s).to_bytes(32, "big")
+    return f"{signing_input}.{base64.urlsafe_b64encode(low).rstrip(b'=').decode()}"
 
 
 def sign_for_iot(token: str, signing_key: rsa.RSAPrivateKey) -> str:
@@ -67,7 +86,7 @@ def mint(
         "exp": issued + ttl_seconds,
         "jti": uuid.uuid4().hex,
     }
-    token = jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})  # type: ignore[arg-type]
+    token = sign_jwt(claims, key, algorithm, {"kid": kid})
     signature = None
     if with_signature:
         signing_key = load_private_key(keys / SIGNING_PRIVATE_KEY, "token-signing key")

@@ -108,7 +108,7 @@ _TOPIC_PROPERTIES = {"TopicName", "Subscription"}
 _SUBSCRIPTION_PROPERTIES = {
     "TopicArn", "Protocol", "Endpoint", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "Region",
 }  # fmt: skip
-_BUCKET_PROPERTIES = {"BucketName", "VersioningConfiguration"}
+_BUCKET_PROPERTIES = {"BucketName", "VersioningConfiguration", "ObjectLockEnabled", "ObjectLockConfiguration"}
 _PARAMETER_PROPERTIES = {"Name", "Type", "Value", "Description", "Tier", "DataType", "AllowedPattern"}
 _BUCKET_NAME_LENGTH = 63
 _THING_GROUP_PROPERTIES = {"ThingGroupName", "ThingGroupProperties", "ParentGroupName", "QueryString"}
@@ -422,11 +422,17 @@ class EmbeddedAws:
         default = f"{self.stack.name}-{resource.logical_id}".lower()[:_BUCKET_NAME_LENGTH]
         name = properties.get("BucketName", default)
         s3 = self.client("s3")
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+        # Object Lock as S3 keeps it: versions under a default retention cannot be deleted or overwritten.
+        locked = properties.get("ObjectLockEnabled") in (True, "true")
+        s3.create_bucket(
+            Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION}, ObjectLockEnabledForBucket=locked
+        )
         if "VersioningConfiguration" in properties:
             s3.put_bucket_versioning(
                 Bucket=name, VersioningConfiguration={"Status": properties["VersioningConfiguration"]["Status"]}
             )
+        if "ObjectLockConfiguration" in properties:
+            s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=properties["ObjectLockConfiguration"])
         arn = f"arn:aws:s3:::{name}"
         return Physical(
             ref=name,

@@ -14,6 +14,12 @@ events/mitigate_audit_findings/findings), then publishes the audit's notificatio
   1-5 existing actions per check, a client request token of 1-64 of [a-zA-Z0-9_-];
   TaskAlreadyExistsException for a task id already used. It answers at once; the task runs at the event
   sources' next poll, as AWS runs it after answering.
+- DescribeAuditMitigationActionsTask
+  (https://docs.aws.amazon.com/iot/latest/apireference/API_DescribeAuditMitigationActionsTask.html): a task's
+  status, start time, target and actions; ResourceNotFoundException for a task id not used.
+- `set_suppressed` stands for an operator's audit suppression (CreateAuditSuppression, DeleteAuditSuppression,
+  not emulated): it changes the finding's `isSuppressed` as ListAuditFindings lists it from then on; the
+  audit's findings themselves stay as recorded.
 - A task applies to each of its findings its check's actions, in the order given, and skips the rest of them
   for that finding once one fails, as AWS does. What each action type does here:
   - PUBLISH_FINDING_TO_SNS publishes the finding to the action's topic, with the task's id and the action's
@@ -32,6 +38,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from local_runtime.account import ACCOUNT_ID, REGION
@@ -71,6 +78,7 @@ class MitigationTask:
     client_request_token: str
     finding_ids: tuple[str, ...]
     actions: Mapping[str, tuple[str, ...]]  # check name -> action names, applied in order
+    started_at: datetime
     status: str = "IN_PROGRESS"
     executions: list[MitigationActionExecuted] = field(default_factory=list)
 
@@ -111,6 +119,13 @@ class DeviceDefender:
                     raise ValueError(f"Finding {finding['findingId']} is already recorded")
                 self.findings.append(dict(finding))
                 known.add(finding["findingId"])
+
+    def set_suppressed(self, finding_id: str, suppressed: bool) -> None:
+        with self._lock:
+            finding = next((f for f in self.findings if f["findingId"] == finding_id), None)
+            if finding is None:
+                raise ValueError(f"Finding {finding_id} is not recorded")
+            finding["isSuppressed"] = suppressed
 
     # --- the API, on moto's request threads -------------------------------------------------------------------
     def list_audit_findings(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,10 +173,23 @@ class DeviceDefender:
                 raise ApiError("ResourceNotFoundException", f"No audit finding {', '.join(unknown)}")
             if task_id in self.tasks:
                 raise ApiError("TaskAlreadyExistsException", f"An audit mitigation actions task {task_id} already exists")
-            task = MitigationTask(task_id, token, finding_ids, mapping)
+            task = MitigationTask(task_id, token, finding_ids, mapping, datetime.now(timezone.utc))
             self.tasks[task_id] = task
             self._pending.append(task)
         return {"taskId": task_id}
+
+    def describe_audit_mitigation_actions_task(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        task_id = str(params.get("taskId") or "")
+        with self._lock:
+            task = self.tasks.get(task_id)
+            if task is None:
+                raise ApiError("ResourceNotFoundException", f"No audit mitigation actions task {task_id}")
+            return {
+                "taskStatus": task.status,
+                "startTime": task.started_at,
+                "target": {"findingIds": list(task.finding_ids)},
+                "auditCheckToActionsMapping": {check: list(names) for check, names in task.actions.items()},
+            }
 
     # --- the tasks, on the runtime's thread ------------------------------------------------------------------
     def take_pending(self) -> list[MitigationTask]:
@@ -239,10 +267,13 @@ def action_arn(name: str) -> str:
 
 _LIST_PARAMETERS = ("taskId", "checkName", "maxResults", "nextToken", "resourceIdentifier", "startTime", "endTime", "listSuppressedFindings")
 _START_PARAMETERS = ("taskId", "target", "auditCheckToActionsMapping", "clientRequestToken")
+_DESCRIBE_PARAMETERS = ("taskId",)
+# The calls answered here, by the IoTResponse method moto routes each to.
+_ANSWERED = ("list_audit_findings", "start_audit_mitigation_actions_task", "describe_audit_mitigation_actions_task")
 
 
 def install(defender: DeviceDefender) -> Callable[[], None]:
-    """Answers the two calls in moto's IoT (whose routes already take them, unanswered); returns what undoes it."""
+    """Answers the three calls in moto's IoT (whose routes already take them, unanswered); returns what undoes it."""
     from moto.core.exceptions import ServiceException  # moto loads its backends lazily: so does this
     from moto.core.responses import ActionResult
     from moto.iot.responses import IoTResponse
@@ -261,9 +292,12 @@ def install(defender: DeviceDefender) -> Callable[[], None]:
     IoTResponse.start_audit_mitigation_actions_task = answering(  # type: ignore[attr-defined]
         defender.start_audit_mitigation_actions_task, _START_PARAMETERS
     )
+    IoTResponse.describe_audit_mitigation_actions_task = answering(  # type: ignore[attr-defined]
+        defender.describe_audit_mitigation_actions_task, _DESCRIBE_PARAMETERS
+    )
 
     def uninstall() -> None:
-        for name in ("list_audit_findings", "start_audit_mitigation_actions_task"):
+        for name in _ANSWERED:
             if name in vars(IoTResponse):
                 delattr(IoTResponse, name)
 

@@ -98,12 +98,23 @@ class AuthorizerConfig:
 
 
 @dataclass(frozen=True)
+class ObjectLock:
+    """S3 Object Lock's default retention on the raw archive: each new object version cannot be deleted or
+    overwritten for `days` (GOVERNANCE: except by a principal allowed s3:BypassGovernanceRetention; COMPLIANCE:
+    by no one, the account's root user included)."""
+
+    mode: str  # GOVERNANCE or COMPLIANCE
+    days: int
+
+
+@dataclass(frozen=True)
 class TelemetryConfig:
     """Device data on `dt/<application>/<thing>/<kind>`; commands to devices on `cmd/<application>/<thing>/...`."""
 
     application: str = "fleet"
     history_days: int = 30  # readings older than this leave the history table (DynamoDB TTL)
     archive_days: int = 365  # raw messages older than this leave the archive bucket
+    archive_object_lock: ObjectLock | None = None  # None: versioning only, no Object Lock
     enrichment_cache_seconds: int = 300  # how long a container trusts what it read of a thing's registry entry
     # At most this many ingest_telemetry run at once (reserved concurrency); beyond it, readings wait in Lambda's
     # asynchronous queue. None: no cap, which a telemetry flood can use to starve the functions devices wait on.
@@ -389,6 +400,19 @@ def _group_thresholds(value: Any) -> dict[str, dict[str, dict[str, dict[str, flo
     return {group: _thresholds(thresholds) for group, thresholds in value.items()}
 
 
+def _object_lock(value: Any) -> ObjectLock | None:
+    allowed = '{"mode": "GOVERNANCE" or "COMPLIANCE", "days": a whole number from 1 to 3650}, or null'
+    value = _structured(value, allowed)  # -c deviceBackend.telemetry.archiveObjectLock='{...}' (or null)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"mode", "days"} or value["mode"] not in ("GOVERNANCE", "COMPLIANCE"):
+        raise ConfigError(allowed)
+    days = value["days"]
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
+        raise ConfigError(allowed)
+    return ObjectLock(mode=value["mode"], days=days)
+
+
 def _audit_checks(value: Any) -> tuple[str, ...]:
     from stacks.defender.allowed_actions import AUDIT_CHECKS  # here: stacks.defender imports this module
 
@@ -492,6 +516,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "telemetry.application": (("telemetry", "application"), _matching(r"[a-zA-Z0-9_-]{1,64}", "1-64 of a-z, A-Z, 0-9, _ and -")),
     "telemetry.historyDays": (("telemetry", "history_days"), _integer(1, 3650)),
     "telemetry.archiveDays": (("telemetry", "archive_days"), _integer(1, 3650)),
+    "telemetry.archiveObjectLock": (("telemetry", "archive_object_lock"), _object_lock),
     "telemetry.enrichmentCacheSeconds": (("telemetry", "enrichment_cache_seconds"), _integer(0, 3600)),
     "telemetry.reservedConcurrency": (("telemetry", "reserved_concurrency"), _optional(_integer(1, 1000))),
     "telemetry.thresholds": (("telemetry", "thresholds"), _thresholds),
@@ -531,7 +556,7 @@ def load_config(context: Mapping[str, Any]) -> BackendConfig:
         registry=RegistryConfig(**sections["registry"]),
         onboarding=OnboardingConfig(**sections["onboarding"]),
         authorizer=_authorizer(sections["authorizer"]),
-        telemetry=TelemetryConfig(**sections["telemetry"]),
+        telemetry=_telemetry(sections["telemetry"]),
         defender=_defender(sections["defender"]),
         **sections[""],
     )
@@ -560,6 +585,18 @@ def _authorizer(settings: dict[str, Any]) -> AuthorizerConfig:
         raise ConfigError(
             f"Context key '{PREFIX}authorizer.tokenSigningPublicKeys' must name at least one public key when the "
             f"authorizer is enabled, unless '{PREFIX}authorizer.tokenSigningDisabled' is true"
+        )
+    return config
+
+
+def _telemetry(settings: dict[str, Any]) -> TelemetryConfig:
+    """Checks what only the keys together say: a locked version cannot outlive the archive's expiration."""
+    config = TelemetryConfig(**settings)
+    lock = config.archive_object_lock
+    if lock is not None and lock.days > config.archive_days:
+        raise ConfigError(
+            f"Context key '{PREFIX}telemetry.archiveObjectLock' locks objects for {lock.days} days, longer than "
+            f"'{PREFIX}telemetry.archiveDays' ({config.archive_days}) keeps them"
         )
     return config
 

@@ -2,7 +2,9 @@
 JWKS), tokens signed with them, the samples' public JWKS, and the checks every policy document must pass.
 
 The samples in events/authorize_device/ were signed once with a key that is not in the repository; their
-public JWKS is events/authorize_device/jwks.json. Tests that need new tokens sign them with device_key() here.
+public JWKS is events/authorize_device/jwks.json. Their signatures are low-S, except high_s_signature's (the
+twin of mqtt_username_password's). Tests that need new tokens sign them with device_key() here, low-S as
+device_tokens mints them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from authorize_device.models import Settings
+from device_tokens.tokens import P256_ORDER, sign_jwt
 from events import EVENTS_DIR
 
 SAMPLES = EVENTS_DIR / "authorize_device"
@@ -34,6 +37,7 @@ TOPICS = {
     "receive": ["cmd/*/{clientId}/*", "$aws/things/{clientId}/shadow/*"],
 }
 DEVICE_KID = "device-key-1"
+ED25519_ORDER = 2**252 + 27742317777372353535851937790883648493  # RFC 8032, L
 # What the stack gives the function (stacks/authorizer), with the samples' values.
 ENVIRONMENT = {
     "TOKEN_KEYS_PARAMETER": "/iot_backend/authorizer/token-keys",
@@ -54,6 +58,7 @@ SAMPLE_OUTCOMES = {
     "format_2018": ("Authorized", "sensor-0006"),
     "expired": ("DeniedExpired", None),
     "tampered": ("DeniedBadSignature", None),
+    "high_s_signature": ("DeniedNonCanonicalSignature", None),  # mqtt_username_password's token, s' = n - s
     "wrong_client_id": ("DeniedClientIdMismatch", None),
     "alg_none": ("DeniedWrongAlgorithm", None),
     "missing_fields": ("DeniedNoToken", None),
@@ -119,7 +124,24 @@ def mint(
     **claim_overrides: Any,
 ) -> str:
     headers = {"kid": kid} if kid is not None else {}
-    return jwt.encode(claims(sub, **claim_overrides), key or device_key(), algorithm=algorithm, headers=headers)
+    return sign_jwt(claims(sub, **claim_overrides), key or device_key(), algorithm, headers)
+
+
+def with_signature(token: str, signature: bytes) -> str:
+    header, payload, _ = token.split(".")
+    return f"{header}.{payload}.{b64url(signature)}"
+
+
+def high_s_twin(token: str) -> str:
+    """The same ES256 token with its signature respelled (r, n - s): what OpenSSL verifies just as well."""
+    raw = unb64url(token.split(".")[2])
+    return with_signature(token, raw[:32] + (P256_ORDER - int.from_bytes(raw[32:], "big")).to_bytes(32, "big"))
+
+
+def eddsa_twin(token: str) -> str:
+    """The same EdDSA token with its signature's S respelled S + L (L the order of Ed25519's group)."""
+    raw = unb64url(token.split(".")[2])
+    return with_signature(token, raw[:32] + (int.from_bytes(raw[32:], "little") + ED25519_ORDER).to_bytes(32, "little"))
 
 
 def b64url(data: bytes) -> str:

@@ -10,7 +10,9 @@ A device presents a JWT signed by the operator (see keys.py for the keys):
 Checked, in this order, every failure a denial with its own reason: the token's form (three canonical base64url
 segments, RFC 7515: no padding, no other alphabet, no spare bits; so there is exactly one spelling of a valid
 token), the algorithm (exactly the pinned one: `none`, HS256 and the rest are refused before any key is used),
-the key (`kid`, or the set's only key), the signature, the claims (`iss`, `aud`, types), the times (with the
+the signature's encoding (ES256: r and s in [1, n-1] and s at most n/2, the one spelling of each ECDSA signature;
+its twin with s' = n - s verifies just as well, and is refused), the key (`kid`, or the set's only key), the
+signature, the claims (`iss`, `aud`, types), the times (with the
 configured clock skew), the subject (a client ID a policy ARN can hold) and, over MQTT, that the connection's
 client ID is the token's subject (compared in constant time).
 
@@ -50,6 +52,7 @@ from authorize_device.models import (
     DENIED_MALFORMED_TOKEN,
     DENIED_MISSING_CLAIM,
     DENIED_NO_TOKEN,
+    DENIED_NONCANONICAL_SIGNATURE,
     DENIED_NOT_YET_VALID,
     DENIED_POLICY_SIZE,
     DENIED_SIGNATURE,
@@ -73,6 +76,8 @@ POLICY_VERSION = "2012-10-17"
 RESOURCE_TYPES = {"iot:Connect": "client", "iot:Publish": "topic", "iot:Subscribe": "topicfilter", "iot:Receive": "topic"}
 TOPIC_ACTIONS = {"publish": "iot:Publish", "subscribe": "iot:Subscribe", "receive": "iot:Receive"}
 SIGNATURE_BYTES = {"ES256": 64, "EdDSA": 64}  # RS256's is the key's size: checked by the verification
+# The order n of P-256's group (SEC 2, secp256r1). An ES256 signature is r || s, 32 bytes each, big-endian.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 # Signature, `iss`, `aud` and the types of `sub` / `jti` are PyJWT's to check; the times are checked here,
@@ -146,6 +151,8 @@ def verify_token(token: str, keys: KeySet, settings: Settings, now: float) -> Ve
         raise Refusal(DENIED_MALFORMED_TOKEN, "the token's typ is not JWT")
     if not signature or len(signature) != SIGNATURE_BYTES.get(settings.algorithm, len(signature)):
         raise Refusal(DENIED_SIGNATURE, f"the signature is not one of {settings.algorithm}")
+    if settings.algorithm == "ES256" and not _low_s(signature):
+        raise Refusal(DENIED_NONCANONICAL_SIGNATURE, "the signature is not ES256's canonical (low-S) encoding")
     key_id = header.get("kid")
     key = keys.only if key_id is None else keys.by_id.get(key_id)
     if key is None:
@@ -262,6 +269,14 @@ def _canonical_segments(token: str) -> bytes:
         if urlsafe_b64encode(decoded).rstrip(b"=").decode() != segment:  # spare bits set: a second spelling
             raise Refusal(DENIED_MALFORMED_TOKEN, "a segment of the token is not canonical base64url")
     return decoded
+
+
+def _low_s(signature: bytes) -> bool:
+    """Whether r || s is canonical: OpenSSL verifies (r, s) and (r, n - s) alike, so without this check a token
+    would have a second spelling. (EdDSA needs none: OpenSSL refuses an Ed25519 S that is not below the
+    group's order, the one way to respell it.)"""
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    return 0 < r < P256_ORDER and 0 < s <= P256_ORDER // 2
 
 
 def _time_claim(claims: dict[str, Any], name: str) -> float | None:

@@ -122,25 +122,27 @@ def _handle(notification: AuditNotification) -> dict[str, Any]:
 
 
 def _log_decisions(outcome: Outcome) -> None:
-    status = {task.taskId: "started" for task in outcome.started}
-    status.update({task.taskId: "already started" for task in outcome.already_started})
-    status.update({task.taskId: "not started" for task in outcome.not_started})
-    for task in outcome.planned:
+    if SETTINGS.dry_run:
+        decided = [(task, logger.info, "Dry run: mitigation task decided, not started") for task in outcome.planned]
+    else:
+        decided = [
+            *((task, logger.info, "Mitigation task started") for task in outcome.started),
+            *((task, logger.info, "Mitigation task already started by an earlier delivery") for task in outcome.already_started),
+            *(
+                (task, logger.warning, "Mitigation task not started: the account's running tasks are at the limit")
+                for task in outcome.not_started
+            ),
+        ]
+    for task, log, message in decided:
         decision = {
             "taskId": task.taskId,
             "clientRequestToken": task.clientRequestToken,
             "actions": list(task.actions),
             "findingIds": list(task.findingIds),
+            "followUp": task.followUp,  # for findings unsuppressed since its chunk's task started
         }
         with logger.append_context_keys(checkName=task.checkName):
-            if SETTINGS.dry_run:
-                logger.info("Dry run: mitigation task decided, not started", extra=decision)
-            elif status[task.taskId] == "started":
-                logger.info("Mitigation task started", extra=decision)
-            elif status[task.taskId] == "already started":
-                logger.info("Mitigation task already started by an earlier delivery", extra=decision)
-            else:
-                logger.warning("Mitigation task not started: the account's running tasks are at the limit", extra=decision)
+            log(message, extra=decision)
 
 
 def _reject(body: str, reason: str, context: Any) -> dict[str, Any]:

@@ -41,6 +41,7 @@ OUTCOMES = [
     "DeniedWrongAlgorithm",
     "DeniedUnknownKey",
     "DeniedBadSignature",
+    "DeniedNonCanonicalSignature",
     "DeniedExpired",
     "DeniedNotYetValid",
     "DeniedExpiresTooSoon",

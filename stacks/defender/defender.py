@@ -378,15 +378,23 @@ class DeviceDefender(Construct):
             on_failure=destinations.SqsDestination(self.mitigation_dead_letters.queue), retry_attempts=2, max_event_age=MAX_EVENT_AGE
         )
         self.audit_topic.add_subscription(subscriptions.LambdaSubscription(function))
-        # Neither takes resource-level permissions; the task uses the actions' own roles (it passes none).
+        # None takes resource-level permissions; the task uses the actions' own roles (it passes none).
         function.add_to_role_policy(
-            iam.PolicyStatement(actions=["iot:ListAuditFindings", "iot:StartAuditMitigationActionsTask"], resources=["*"])
+            iam.PolicyStatement(
+                actions=[
+                    "iot:ListAuditFindings",
+                    "iot:StartAuditMitigationActionsTask",
+                    "iot:DescribeAuditMitigationActionsTask",  # which findings a task started earlier covers
+                ],
+                resources=["*"],
+            )
         )
         acknowledge(
             backend_function.role,
             "AwsSolutions-IAM5[Resource::*]",
-            "iot:ListAuditFindings and iot:StartAuditMitigationActionsTask take no resource-level permissions; the "
-            "task can only apply the account's mitigation actions, each limited by its own role.",
+            "iot:ListAuditFindings, iot:StartAuditMitigationActionsTask and iot:DescribeAuditMitigationActionsTask "
+            "take no resource-level permissions; the task can only apply the account's mitigation actions, each "
+            "limited by its own role.",
         )
         platform.monitoring.graph_outcomes("Device Defender: mitigation tasks", "mitigate_audit_findings", MITIGATION_OUTCOMES)
 

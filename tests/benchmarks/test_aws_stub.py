@@ -157,16 +157,19 @@ def test_serves_the_audit_findings_samples_page_by_page_and_publishes_to_sns() -
 
 def test_mitigation_reads_every_findings_page_and_starts_a_task_per_25_findings(tmp_path: Path) -> None:
     """The measured audit has three non-compliant checks: one with findings on three pages, one with one page,
-    one the stub has no findings for; each delivery reads all five pages and starts a task per 25 findings."""
+    one the stub has no findings for; each delivery reads all five pages and starts a task per chunk of 25 findings
+    with one not suppressed."""
     candidate = own_candidate("mitigate_audit_findings", batch_size=1)
     assert candidate.trigger == "event"
-    findings = [
-        finding
-        for path in sorted(AUDIT_FINDINGS.glob("*.json"))
-        for finding in json.loads(path.read_text())["findings"]
-        if not finding["isSuppressed"]  # left alone
-    ]
-    tasks = {check: -(-sum(f["checkName"] == check for f in findings) // 25) for check in {f["checkName"] for f in findings}}
+    findings = [finding for path in sorted(AUDIT_FINDINGS.glob("*.json")) for finding in json.loads(path.read_text())["findings"]]
+    by_check: dict[str, list[str]] = {}
+    for finding in findings:
+        by_check.setdefault(finding["checkName"], []).append(finding["findingId"])
+    suppressed = {f["findingId"] for f in findings if f["isSuppressed"]}  # in the chunks, left out of the targets
+    tasks = {
+        check: sum(bool(set(sorted(ids)[start : start + 25]) - suppressed) for start in range(0, len(ids), 25))
+        for check, ids in by_check.items()
+    }
     with AwsStub() as aws:
         image = build_image(tmp_path, [candidate])
         result = run_child(candidate, image, aws, warm_invocations=2, first_event_records=1)

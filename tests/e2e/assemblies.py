@@ -151,22 +151,22 @@ def invoke_permission(function_id: str, principal: str, source_id: str) -> dict[
     }
 
 
-def bucket() -> dict[str, Any]:
-    return {"Type": "AWS::S3::Bucket"}
+def bucket(**properties: Any) -> dict[str, Any]:
+    return {"Type": "AWS::S3::Bucket", **({"Properties": properties} if properties else {})}
 
 
 def delivery_stream(bucket_id: str, **destination: Any) -> dict[str, Any]:
-    """A DirectPut stream to the bucket, as aws-cdk-lib 2.275's DeliveryStream synthesizes it with an S3Bucket
-    destination: `destination` adds to (or, None, removes from) its ExtendedS3DestinationConfiguration. Its role
+    """A DirectPut stream to the bucket, as the app's raw archive (stacks/telemetry/archive.py) declares it:
+    `destination` adds to (or, None, removes from) its ExtendedS3DestinationConfiguration. Its role
     and log stream are IAM and CloudWatch resources the runtime does not create (they are not in the template)."""
     configuration = {
         "BucketARN": {"Fn::GetAtt": [bucket_id, "Arn"]},
         "CloudWatchLoggingOptions": {
             "Enabled": True,
-            "LogGroupName": {"Ref": "ArchiveLogGroup"},
-            "LogStreamName": {"Ref": "ArchiveLogGroupS3Destination"},
+            "LogGroupName": {"Ref": "ArchiveDeliveryLogs"},
+            "LogStreamName": {"Ref": "ArchiveDeliveryLogStream"},
         },
-        "RoleARN": {"Fn::GetAtt": ["ArchiveS3DestinationRole", "Arn"]},
+        "RoleARN": {"Fn::GetAtt": ["ArchiveDeliveryRole", "Arn"]},
         **destination,
     }
     return {

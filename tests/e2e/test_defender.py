@@ -37,6 +37,7 @@ SAMPLE_AUDIT = "9b1f3c2e5a7d4e60b8c1a2f3d4e5f607"  # the non_compliant sample's 
 SHARED_AUDIT = "5e0c8a1d3b7f4a2c9d6e1f0a8b3c5d7e"
 ACTION_PREFIX = "iot_backend_"  # the deployed actions' names: <namePrefix>_<key>
 MITIGATION = "mitigate_audit_findings"
+UNSUPPRESSED = "dbe22a2e-c9d3-5409-b49a-e4c5493cb396"  # suppressed in the findings samples, until the operator changes it
 REMEDIATION = "remediate_finding"
 
 
@@ -402,6 +403,8 @@ class Audited:
         self.task_ids: list[str] = []
         self.redelivery_runs: list[AsyncInvoked] = []
         self.redelivery_executions: list[MitigationActionExecuted] = []
+        self.unsuppressed_runs: list[AsyncInvoked] = []
+        self.unsuppressed_executions: list[MitigationActionExecuted] = []
         self.shared_runs: list[AsyncInvoked] = []
         self.shared_executions: list[MitigationActionExecuted] = []
         self.shared_certificate_id = ""
@@ -437,6 +440,14 @@ def audited(cloud_assembly: Path) -> Audited:
         result.redelivery_runs = async_invocations(runtime, MITIGATION, start)
         result.redelivery_executions = executions(runtime, start)
 
+        # --- an operator stops suppressing a finding; the notification is delivered again -------------------
+        defender.set_suppressed(UNSUPPRESSED, False)
+        start = len(runtime.activities)
+        sns.publish(TopicArn=audit_topic, Message=message_of("mitigate_audit_findings/non_compliant"))
+        runtime.drain()
+        result.unsuppressed_runs = async_invocations(runtime, MITIGATION, start)
+        result.unsuppressed_executions = executions(runtime, start)
+
         # --- a shared certificate's audit: task, actions, remediation, notice -----------------------------
         result.shared_certificate_id = shared_certificate(runtime, SHARING_THINGS)
         published = finding_for("remediate_finding/device_certificate_shared", result.shared_certificate_id)
@@ -466,16 +477,17 @@ def audited(cloud_assembly: Path) -> Audited:
 
 def expected_tasks() -> dict[str, list[str]]:
     """Task id -> its findings, as the sample audit's notification calls for them: each check of the default map
-    with findings, its findings not suppressed, sorted, 25 a task."""
+    with findings, all its findings sorted in chunks of 25, each chunk's task targeting those not suppressed."""
     by_check: dict[str, list[str]] = {}
     for finding in sample_findings():
-        if not finding["isSuppressed"]:
-            by_check.setdefault(finding["checkName"], []).append(finding["findingId"])
-    return {
-        f"{SAMPLE_AUDIT}_{check}_{number + 1:03d}": sorted(ids)[number * 25 : number * 25 + 25]
+        by_check.setdefault(finding["checkName"], []).append(finding["findingId"])
+    suppressed = {finding["findingId"] for finding in sample_findings() if finding["isSuppressed"]}
+    tasks = {
+        f"{SAMPLE_AUDIT}_{check}_{number + 1:03d}": [f for f in sorted(ids)[number * 25 : number * 25 + 25] if f not in suppressed]
         for check, ids in by_check.items()
         for number in range(-(-len(ids) // 25))
     }
+    return {task: findings for task, findings in tasks.items() if findings}
 
 
 def test_a_non_compliant_audit_starts_a_task_per_25_findings_across_every_page(audited):
@@ -510,6 +522,17 @@ def test_the_same_notification_delivered_again_starts_no_task_twice(audited):
     [summary] = run.invocation.result["results"]
     assert (summary["started"], sorted(summary["alreadyStarted"])) == ([], sorted(expected_tasks()))
     assert audited.redelivery_executions == []
+
+
+def test_a_finding_unsuppressed_after_the_audit_gets_a_task_of_its_own_on_the_next_delivery(audited):
+    [run] = audited.unsuppressed_runs
+    [summary] = run.invocation.result["results"]
+    [chunk] = [task for task, findings in expected_tasks().items() if "DEVICE_CERTIFICATE_EXPIRING_CHECK_003" in task]
+    [follow_up] = summary["started"]
+    assert follow_up.startswith(f"{chunk}_") and sorted(summary["alreadyStarted"]) == sorted(expected_tasks())
+    assert [(e.task_id, e.finding_id, e.status) for e in audited.unsuppressed_executions] == [
+        (follow_up, UNSUPPRESSED, "COMPLETED")
+    ]  # only the finding no task covered, once
 
 
 def test_a_shared_certificates_audit_quarantines_its_devices_and_the_remediation_revokes_and_notifies(audited):

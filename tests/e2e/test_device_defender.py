@@ -111,6 +111,30 @@ def test_a_task_id_already_used_is_refused_and_nothing_runs_twice(runtime: Local
     ]
 
 
+def test_a_started_task_is_described_with_its_target_and_an_unknown_one_is_not_found(runtime: LocalRuntime) -> None:
+    runtime.cloud.device_defender.record_findings([finding("f1", OTHER_CHECK), finding("f2", OTHER_CHECK)])
+    start(runtime, "t1", ["f2", "f1"], {OTHER_CHECK: ["publish"]})
+    runtime.drain()
+    iot = runtime.cloud.client("iot")
+    described = iot.describe_audit_mitigation_actions_task(taskId="t1")
+    assert (described["taskStatus"], described["target"], described["auditCheckToActionsMapping"]) == (
+        "COMPLETED", {"findingIds": ["f2", "f1"]}, {OTHER_CHECK: ["publish"]}
+    )  # fmt: skip
+    assert described["startTime"].tzinfo is not None
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        iot.describe_audit_mitigation_actions_task(taskId="t2")
+
+
+def test_a_suppression_changes_how_the_finding_is_listed_and_nothing_else(runtime: LocalRuntime) -> None:
+    defender = runtime.cloud.device_defender
+    defender.record_findings([finding("f1"), finding("f2")])
+    defender.set_suppressed("f2", True)
+    listed = runtime.cloud.client("iot").list_audit_findings(taskId=AUDIT, checkName=CHECK)["findings"]
+    assert [(f["findingId"], f["isSuppressed"]) for f in listed] == [("f1", False), ("f2", True)]
+    with pytest.raises(ValueError, match="Finding f3 is not recorded"):
+        defender.set_suppressed("f3", True)
+
+
 def test_each_finding_gets_its_checks_actions_in_order_and_none_after_one_fails(runtime: LocalRuntime) -> None:
     iot, sqs, sns = (runtime.cloud.client(name) for name in ("iot", "sqs", "sns"))
     certificate = iot.create_keys_and_certificate(setAsActive=True)
@@ -149,4 +173,7 @@ def test_the_emulated_calls_are_gone_once_the_runtime_stops(tmp_path: Path) -> N
 
     with LocalRuntime(write_assembly(tmp_path, RESOURCES)):
         assert hasattr(IoTResponse, "list_audit_findings")
-    assert not hasattr(IoTResponse, "list_audit_findings") and not hasattr(IoTResponse, "start_audit_mitigation_actions_task")
+    assert not any(
+        hasattr(IoTResponse, name)
+        for name in ("list_audit_findings", "start_audit_mitigation_actions_task", "describe_audit_mitigation_actions_task")
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from local_runtime import LocalRuntime, LocalRuntimeError, NotEmulated
 from local_runtime.__main__ import main
@@ -28,7 +29,7 @@ from tests.e2e.assemblies import (
     write_assembly,
 )
 
-# The destination aws-cdk-lib 2.275 synthesizes for the app's archive (GZIP, a dated prefix, 60 s or 5 MiB).
+# The destination of the app's archive (stacks/telemetry/archive.py: GZIP, a dated prefix, 60 s or 5 MiB).
 ARCHIVE = {
     "BufferingHints": {"IntervalInSeconds": 60, "SizeInMBs": 5},
     "CompressionFormat": "GZIP",
@@ -38,10 +39,14 @@ ARCHIVE = {
 
 
 def archive_assembly(
-    root: Path, action: dict[str, Any], sql: str = "SELECT * FROM 'telemetry/+'", **destination: Any
+    root: Path,
+    action: dict[str, Any],
+    sql: str = "SELECT * FROM 'telemetry/+'",
+    bucket_properties: dict[str, Any] | None = None,
+    **destination: Any,
 ) -> Path:
     resources = {
-        "Telemetry": bucket(),
+        "Telemetry": bucket(**(bucket_properties or {})),
         "Archive": delivery_stream("Telemetry", **{**ARCHIVE, **destination}),
         "Errors": queue(),
         "Rule": topic_rule("archive", sql, [action], error_action=sqs_action("Errors")),
@@ -152,6 +157,30 @@ def test_a_full_buffer_is_delivered_at_once_and_an_elapsed_interval_while_the_ru
         assert deliveries(runtime) == []
         runtime.run_for(0.2)
         assert [d.records for d in deliveries(runtime)] == [1]
+
+
+def test_into_a_versioned_bucket_with_object_lock_each_delivered_version_is_locked(tmp_path: Path) -> None:
+    """The archive's bucket as the app configures it with telemetry.archiveObjectLock: its objects' versions
+    cannot be deleted; a delete only hides the object behind a delete marker, and its version stays."""
+    locked = {
+        "VersioningConfiguration": {"Status": "Enabled"},
+        "ObjectLockEnabled": True,
+        "ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}},
+    }
+    with LocalRuntime(archive_assembly(tmp_path, firehose_action("Archive"), bucket_properties=locked)) as runtime:
+        runtime.publish("telemetry/s-1", b'{"temperature": 21}')
+        runtime.drain()
+        s3, name = runtime.cloud.client("s3"), runtime.cloud.physical["Telemetry"].ref
+        [delivered] = deliveries(runtime)
+        head = s3.head_object(Bucket=name, Key=delivered.key)
+        with pytest.raises(ClientError, match="AccessDenied"):
+            s3.delete_object(Bucket=name, Key=delivered.key, VersionId=head["VersionId"])
+        s3.delete_object(Bucket=name, Key=delivered.key)  # a delete marker: allowed, and nothing is lost
+        versions = s3.list_object_versions(Bucket=name)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert head["ObjectLockRetainUntilDate"].timestamp() == pytest.approx(time.time() + 86_400, abs=120)
+    assert [(v["Key"], v["VersionId"]) for v in versions["Versions"]] == [(delivered.key, head["VersionId"])]
+    assert [m["Key"] for m in versions["DeleteMarkers"]] == [delivered.key]
 
 
 def test_the_properties_without_local_effect_are_listed(tmp_path: Path) -> None:

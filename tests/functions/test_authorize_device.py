@@ -153,7 +153,7 @@ def test_without_keys_every_connection_is_denied_as_missing_configuration(ssm, c
     for sample in SAMPLE_NAMES:
         assert handler.handler(load_event(f"authorize_device/{sample}"), LambdaContext()) == {"isAuthenticated": False}
     logs, metrics = emitted(capsys.readouterr().out)
-    assert metrics["DeniedMissingConfiguration"] == 10  # all but the two refused before any key is needed
+    assert metrics["DeniedMissingConfiguration"] == 11  # all but the two refused before any key is needed
     assert metrics["DeniedNoToken"] == metrics["DeniedOversized"] == 1
     assert metrics["KeysLoadFailed"] == 1  # the cold start's attempt; the next is 30 s later, not per request
 

@@ -239,6 +239,7 @@ def test_mitigate_audit_findings_hears_the_audit_topic_with_the_deployed_action_
     assert _role_grants(template, role) == {
         ("iot:ListAuditFindings", "*"),
         ("iot:StartAuditMitigationActionsTask", "*"),
+        ("iot:DescribeAuditMitigationActionsTask", "*"),
         *_SEND_TO(dead_letters),
         ("logs:CreateLogStream", "${%s.Arn}" % log_group),
         ("logs:PutLogEvents", "${%s.Arn}" % log_group),

@@ -100,11 +100,8 @@ def test_cdk_nag_findings_are_acknowledged_only_where_reviewed_and_with_reasons(
             "Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:AWSIotLogsV2:*]",
         ),
         *(
-            ("/DeviceBackend/TelemetryArchive/Stream", f"Annotation::AwsSolutions-IAM5[{finding}]")
-            for finding in (
-                "Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*", "Action::s3:DeleteObject*",
-                "Action::s3:Abort*", "Resource::<TelemetryArchiveBucketEAE09D0F.Arn>/*",
-            )
+            ("/DeviceBackend/TelemetryArchive/DeliveryRole", f"Annotation::AwsSolutions-IAM5[Resource::<TelemetryArchiveBucketEAE09D0F.Arn>/{prefix}/*]")
+            for prefix in ("raw", "errors")
         ),
     }
     assert all(len(reason) > 60 for reason in acknowledged.values())

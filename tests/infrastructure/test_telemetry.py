@@ -148,8 +148,72 @@ def test_the_raw_archive_is_a_rule_with_a_native_action_only(template):
     assert (_ref(destination["BucketARN"]), destination["CompressionFormat"], destination["Prefix"]) == (
         bucket, "GZIP", "raw/!{timestamp:yyyy/MM/dd}/"
     )  # fmt: skip
-    assert archive["Properties"]["LifecycleConfiguration"]["Rules"] == [{"ExpirationInDays": 365, "Status": "Enabled"}]
     assert properties["Properties"]["DeliveryStreamEncryptionConfigurationInput"] == {"KeyType": "AWS_OWNED_CMK"}
+
+
+def test_the_archive_is_versioned_and_every_version_expires_after_archive_days(template):
+    _, archive = find(template, "AWS::S3::Bucket", "/TelemetryArchive/Bucket/")
+    assert archive["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert archive["Properties"]["LifecycleConfiguration"]["Rules"] == [
+        {"ExpirationInDays": 365, "NoncurrentVersionExpiration": {"NoncurrentDays": 365}, "Status": "Enabled"}
+    ]
+    assert not {"ObjectLockEnabled", "ObjectLockConfiguration"} & set(archive["Properties"])  # off unless configured
+
+
+def test_firehose_may_only_add_objects_under_its_prefixes_and_write_its_log_stream(template):
+    bucket, _ = find(template, "AWS::S3::Bucket", "/TelemetryArchive/Bucket/")
+    log_group, _ = find(template, "AWS::Logs::LogGroup", "/TelemetryArchive/DeliveryLogs/")
+    log_stream, _ = find(template, "AWS::Logs::LogStream", "/TelemetryArchive/DeliveryLogStream/")
+    role, resource = find(template, "AWS::IAM::Role", "/TelemetryArchive/DeliveryRole/")
+    _, stream = find(template, "AWS::KinesisFirehose::DeliveryStream", "/TelemetryArchive/Stream/")
+    assert stream["Properties"]["ExtendedS3DestinationConfiguration"]["RoleARN"] == {"Fn::GetAtt": [role, "Arn"]}
+    [trust] = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert (trust["Principal"], trust["Condition"]) == (
+        {"Service": "firehose.amazonaws.com"}, {"StringEquals": {"sts:ExternalId": {"Ref": "AWS::AccountId"}}}
+    )  # fmt: skip
+    [policy] = resource["Properties"]["Policies"]  # inline: in place before the stream is created
+    assert not [p for p in resources(template, "AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]]
+    arn = {"Fn::GetAtt": [bucket, "Arn"]}
+    assert policy["PolicyDocument"]["Statement"] == [
+        {
+            "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+            "Effect": "Allow",
+            "Resource": arn,
+        },
+        {
+            "Action": ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
+            "Effect": "Allow",
+            "Resource": [{"Fn::Join": ["", [arn, "/raw/*"]]}, {"Fn::Join": ["", [arn, "/errors/*"]]}],
+        },
+        {
+            "Action": "logs:PutLogEvents",
+            "Effect": "Allow",
+            "Resource": {"Fn::Join": ["", [
+                "arn:", {"Ref": "AWS::Partition"}, ":logs:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+                ":log-group:", {"Ref": log_group}, ":log-stream:", {"Ref": log_stream},
+            ]]},
+        },
+    ]  # fmt: skip
+    logging = stream["Properties"]["ExtendedS3DestinationConfiguration"]["CloudWatchLoggingOptions"]
+    assert logging == {"Enabled": True, "LogGroupName": {"Ref": log_group}, "LogStreamName": {"Ref": log_stream}}
+    assert stream["Properties"]["ExtendedS3DestinationConfiguration"]["ErrorOutputPrefix"].startswith("errors/")
+
+
+@pytest.mark.parametrize("mode", ["GOVERNANCE", "COMPLIANCE"])
+def test_object_lock_retains_every_new_version_for_the_configured_days(tmp_path, mode):
+    from aws_cdk.assertions import Template
+
+    from app import STACK_NAME, build_app
+
+    context = {"deviceBackend.telemetry.archiveObjectLock": {"mode": mode, "days": 30}, "aws:cdk:bundling-stacks": []}
+    app = build_app(context=context, outdir=str(tmp_path))
+    locked = Template.from_stack(app.node.find_child(STACK_NAME)).to_json()
+    _, archive = find(locked, "AWS::S3::Bucket", "/TelemetryArchive/Bucket/")
+    assert archive["Properties"]["ObjectLockEnabled"] is True
+    assert archive["Properties"]["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": mode, "Days": 30}}
+    }  # fmt: skip
+    assert archive["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
 
 
 def test_the_application_names_the_topics_of_every_telemetry_rule_and_command(tmp_path):

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from device_tokens import ALGORITHMS, TokenToolError, create_keys, mint, thumbprint
+from device_tokens.tokens import P256_ORDER
 
 
 def mode(path: Path) -> int:
@@ -81,6 +82,24 @@ def test_a_minted_token_verifies_with_the_jwks_and_carries_the_claims(tmp_path: 
     assert len(claims["jti"]) == 32 and mint(tmp_path, "sensor-1").claims["jti"] != claims["jti"]
     with pytest.raises(jwt.InvalidAudienceError):
         verify_jwt(tmp_path, minted.token, algorithm=algorithm, issuer="factory", audience="iot")
+
+
+def test_every_minted_es256_token_has_the_low_s_signature_the_authorizer_accepts(tmp_path: Path) -> None:
+    """ECDSA's s is random: unnormalized, about half of these 64 would be high-S (all low: 2**-64)."""
+    from authorize_device.keys import parse_jwks
+    from authorize_device.logic import decide
+    from authorize_device.models import parse_request
+    from tests.authorizer_tokens import ACCOUNT, TOKEN_KEY_NAME, mqtt_request, settings
+
+    files = create_keys(tmp_path, "ES256")
+    keys = parse_jwks(files.jwks.read_text(), "ES256")
+    for _ in range(64):
+        minted = mint(tmp_path, "sensor-1", with_signature=False)
+        raw = base64.urlsafe_b64decode(minted.token.split(".")[2] + "==")
+        assert int.from_bytes(raw[32:], "big") <= P256_ORDER // 2
+        verify_jwt(tmp_path, minted.token, algorithm="ES256")
+        request = parse_request(mqtt_request(minted.token, "sensor-1"), TOKEN_KEY_NAME)
+        assert decide(request, keys, settings(), ACCOUNT, minted.claims["iat"]).allowed
 
 
 def test_a_token_expires_after_its_lifetime(tmp_path: Path) -> None:

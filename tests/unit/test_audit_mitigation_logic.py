@@ -3,6 +3,7 @@ selection, the chunks of findings and the ids that make the tasks idempotent."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -16,6 +17,7 @@ from mitigate_audit_findings.logic import (
     chunks,
     client_request_token,
     covered_checks,
+    follow_up,
     parse_actions_map,
     plan_check,
     task_id,
@@ -141,6 +143,59 @@ def test_a_plan_does_not_depend_on_the_order_aws_lists_the_findings_in(ids):
     assert sum(len(task.findingIds) for task in forward) == len(set(ids))
 
 
+AUDIT, CHECK = "4e2bcd1ccbc2a5dd15292a82ab80c380", "DEVICE_CERTIFICATE_EXPIRING_CHECK"
+
+
+def membership(tasks) -> dict[str, str]:
+    """finding -> the id of the task that targets it."""
+    return {finding: task.taskId for task in tasks for finding in task.findingIds}
+
+
+def test_suppressed_findings_keep_their_place_in_the_chunks_and_are_left_out_of_the_targets():
+    ids = [f"finding-{n:03d}" for n in range(60)]
+    suppressed = {"finding-003", "finding-040", "finding-041"}
+    tasks = plan_check(AUDIT, CHECK, ("A",), ids, suppressed)
+    assert [(task.taskId[-3:], len(task.findingIds)) for task in tasks] == [("001", 24), ("002", 23), ("003", 10)]
+    assert set(membership(tasks)) == set(ids) - suppressed
+    assert membership(tasks)["finding-025"] == membership(plan_check(AUDIT, CHECK, ("A",), ids))["finding-025"]
+
+
+def test_a_chunk_whose_findings_are_all_suppressed_starts_no_task_and_the_next_keeps_its_number():
+    ids = [f"finding-{n:03d}" for n in range(30)]
+    tasks = plan_check(AUDIT, CHECK, ("A",), ids, ids[:25])
+    assert [(task.taskId, task.findingIds) for task in tasks] == [(f"{AUDIT}_{CHECK}_002", tuple(ids[25:]))]
+    assert plan_check(AUDIT, CHECK, ("A",), ids, ids) == []
+
+
+@given(
+    st.lists(st.uuids().map(str), max_size=120, unique=True),
+    st.data(),
+)
+def test_a_suppression_changed_between_deliveries_moves_no_other_finding_to_another_task(ids, data):
+    before = set(data.draw(st.lists(st.sampled_from(ids), unique=True) if ids else st.just([])))
+    after = set(data.draw(st.lists(st.sampled_from(ids), unique=True) if ids else st.just([])))
+    first, second = plan_check(AUDIT, CHECK, ("A",), ids, before), plan_check(AUDIT, CHECK, ("A",), ids[::-1], after)
+    assert set(membership(second)) == set(ids) - after  # every unsuppressed finding has a task
+    assert all(membership(first)[f] == membership(second)[f] for f in set(membership(first)) & set(membership(second)))
+    unchanged = {task.taskId for task in first} & {task.taskId for task in second}
+    for task in first:  # a task whose target is unchanged is the same request, token included
+        if task.taskId in unchanged:
+            [again] = [t for t in second if t.taskId == task.taskId]
+            assert (again.findingIds == task.findingIds) == (again.clientRequestToken == task.clientRequestToken)
+
+
+def test_a_task_started_before_a_finding_was_unsuppressed_gets_a_follow_up_for_it_alone():
+    [task] = plan_check(AUDIT, CHECK, ("A", "B"), ["f1", "f2", "f3"])
+    assert follow_up(task, ["f1", "f2", "f3", "f9"]) is None  # it covers all (and a finding suppressed since)
+    extra = follow_up(task, ["f1", "f3"])
+    assert extra.findingIds == ("f2",) and extra.followUp and not task.followUp
+    assert extra.taskId == f"{task.taskId}_{hashlib.sha256(b'f2').hexdigest()[:12]}"
+    assert extra == follow_up(task, ["f3", "f1"])  # the same on every delivery
+    assert extra.clientRequestToken == client_request_token(extra.taskId, ("A", "B"), ("f2",))
+    assert follow_up(task, []).findingIds == task.findingIds and follow_up(task, []).taskId != extra.taskId
+    assert extra.request()["auditCheckToActionsMapping"] == {CHECK: ["A", "B"]}
+
+
 def test_a_task_id_names_the_audit_the_check_and_the_chunk():
     assert task_id("4e2bcd1ccbc2a5dd15292a82ab80c380", "DEVICE_CERTIFICATE_EXPIRING_CHECK", 2) == (
         "4e2bcd1ccbc2a5dd15292a82ab80c380_DEVICE_CERTIFICATE_EXPIRING_CHECK_002"
@@ -160,6 +215,8 @@ def test_task_ids_always_fit_the_api_and_tell_checks_and_chunks_apart(audit, che
     assert identifier != task_id(audit, check, chunk + 1)
     if other_check != check:
         assert identifier != task_id(audit, other_check, chunk)
+    follow_up_id = task_id(audit, check, chunk, "0123456789ab")
+    assert TASK_ID_FORMAT.fullmatch(follow_up_id) and follow_up_id not in (identifier, task_id(audit, check, chunk, "ba9876543210"))
 
 
 def test_the_longest_check_name_stays_readable_and_an_overlong_one_is_hashed():

@@ -10,11 +10,13 @@ import json
 
 import jwt
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from authorize_device.keys import KeysUnavailable, KeyStore, parse_jwks
 from authorize_device.logic import (
+    P256_ORDER,
     account_of,
     decide,
     load_settings,
@@ -47,11 +49,14 @@ from tests.authorizer_tokens import (
     b64url,
     device_jwks,
     device_key,
+    eddsa_twin,
+    high_s_twin,
     mint,
     mqtt_request,
     public_jwk,
     settings,
     unb64url,
+    with_signature,
 )
 
 KEYS = parse_jwks(device_jwks(), "ES256")
@@ -208,6 +213,44 @@ def test_a_signature_of_the_wrong_length_is_bad_before_any_verification():
     header, payload, signature = mint().split(".")
     assert reason_of(f"{header}.{payload}.{b64url(unb64url(signature)[:63])}") == "DeniedBadSignature"
     assert reason_of(f"{header}.{payload}.") == "DeniedBadSignature"
+
+
+def test_the_high_s_twin_of_a_valid_token_verifies_with_the_key_yet_is_denied():
+    token = mint()
+    twin = high_s_twin(token)
+    assert twin != token and reason_of(token) == "Authorized"
+    # OpenSSL accepts (r, n - s) as it accepts (r, s): only the authorizer's own check refuses the second spelling.
+    header, payload, signature = twin.split(".")
+    assert jwt.get_algorithm_by_name("ES256").verify(f"{header}.{payload}".encode(), device_key().public_key(), unb64url(signature))
+    assert reason_of(twin) == "DeniedNonCanonicalSignature"
+    assert reason_of(high_s_twin(twin)) == "Authorized"  # respelled back: the token itself
+
+
+@pytest.mark.parametrize(
+    ("r", "s"),
+    [(0, 1), (1, 0), (P256_ORDER, 1), (1, P256_ORDER), (2**256 - 1, 1), (1, P256_ORDER // 2 + 1)],
+    ids=["r=0", "s=0", "r=n", "s=n", "r=2^256-1", "s=n/2+1"],
+)
+def test_an_es256_signature_outside_its_canonical_range_is_denied_before_any_verification(r, s):
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert reason_of(with_signature(mint(), signature)) == "DeniedNonCanonicalSignature"
+
+
+def test_an_eddsa_signature_respelled_with_s_plus_l_is_refused_by_the_verification_itself():
+    key = ed25519.Ed25519PrivateKey.generate()
+    jwk = json.loads(jwt.get_algorithm_by_name("EdDSA").to_jwk(key.public_key()))
+    keys = parse_jwks(json.dumps({"keys": [{**jwk, "kid": "k"}]}), "EdDSA")
+    token = mint(key=key, kid="k", algorithm="EdDSA")
+    twin = eddsa_twin(token)
+
+    def reason(candidate: str) -> str:
+        request = parse_request(mqtt_request(candidate), TOKEN_KEY_NAME)
+        return decide(request, keys, settings(algorithm="EdDSA"), ACCOUNT, NOW).reason
+
+    header, payload, signature = twin.split(".")
+    with pytest.raises(InvalidSignature):  # cryptography (OpenSSL) requires S < L (RFC 8032, 5.1.7)
+        key.public_key().verify(unb64url(signature), f"{header}.{payload}".encode())
+    assert (reason(token), reason(twin)) == ("Authorized", "DeniedBadSignature")
 
 
 def test_the_hmac_confusion_attack_with_the_public_key_as_secret_is_refused():

@@ -93,6 +93,22 @@ def test_the_registry_event_configuration_can_be_left_to_another_owner():
     assert load_config({"deviceBackend.registry.manageEventConfiguration": "false"}).registry.manage_event_configuration is False
 
 
+def test_the_archives_object_lock_is_a_mode_and_days_within_the_archives_expiration():
+    lock = "deviceBackend.telemetry.archiveObjectLock"
+    assert load_config({lock: None}).telemetry.archive_object_lock is None
+    assert load_config({lock: "null"}).telemetry.archive_object_lock is None  # -c ...archiveObjectLock=null
+    config = load_config({lock: '{"mode": "COMPLIANCE", "days": 90}'})
+    assert (config.telemetry.archive_object_lock.mode, config.telemetry.archive_object_lock.days) == ("COMPLIANCE", 90)
+    allowed = '{"mode": "GOVERNANCE" or "COMPLIANCE", "days": a whole number from 1 to 3650}, or null'
+    for value in ({"mode": "LEGAL_HOLD", "days": 1}, {"mode": "GOVERNANCE"}, {"mode": "GOVERNANCE", "days": 0},
+                  {"mode": "GOVERNANCE", "days": True}, {"mode": "GOVERNANCE", "days": 1, "years": 1}, "GOVERNANCE"):  # fmt: skip
+        with pytest.raises(ConfigError) as error:
+            load_config({lock: value})
+        assert str(error.value) == f"Context key {lock!r} is {value!r}; it must be {allowed}"
+    with pytest.raises(ConfigError, match="locks objects for 400 days, longer than 'deviceBackend.telemetry.archiveDays' \\(365\\)"):
+        load_config({lock: {"mode": "GOVERNANCE", "days": 400}})
+
+
 def test_an_unknown_key_is_an_error_listing_the_known_keys():
     with pytest.raises(ConfigError, match="Unknown context key 'deviceBackend.presence.delay'; the keys are: "):
         load_config({"deviceBackend.presence.delay": 5})
