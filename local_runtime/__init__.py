@@ -6,7 +6,7 @@ the functions; a minimal IoT rules engine turns published messages, a device's o
 actions. Whatever it does not emulate it refuses, with a message saying what and where, rather than pretend.
 
 Modules: assembly (the cloud assembly and its functions), intrinsics (CloudFormation functions), cloud (the
-embedded AWS) with custom_resources (`Custom::AWS` calls), functions and worker (Lambda's execution
+embedded AWS) with custom_resources (`Custom::AWS` calls) and sqs_redrive (dead-letter redrive), functions and worker (Lambda's execution
 environments), event_sources (SQS mappings and asynchronous invocations), topics, rules and rule_actions (the
 rules engine), broker (what functions publish to IoT Core), firehose (delivery to S3), runtime (all of it as
 one object), scenario, report, and __main__ (the command line: `python -m local_runtime --help`).

@@ -109,12 +109,13 @@ def load_stack(assembly_dir: Path, stack_name: str | None = None) -> Stack:
     return Stack(
         name=artifact.get("properties", {}).get("stackName", stack_name),
         template_path=template_path,
-        resources=_resources(template),
+        resources=template_resources(template),
         assets=_assets(assembly_dir, artifacts, artifact.get("dependencies", [])),
     )
 
 
-def _resources(template: Mapping[str, Any]) -> dict[str, Resource]:
+def template_resources(template: Mapping[str, Any]) -> dict[str, Resource]:
+    """The resources of a CloudFormation template (as `cdk synth` writes it, or as CloudFormation returns it)."""
     resources = {}
     for logical_id, body in template.get("Resources", {}).items():
         depends_on = body.get("DependsOn", [])

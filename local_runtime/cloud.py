@@ -8,6 +8,9 @@ this machine (encryption at rest, backups, tags...) are listed, not refused; any
 does not know is refused, as it could change behaviour. A `Custom::AWS` resource is created by making its
 call when the embedded AWS answers that call as AWS does (custom_resources.py), else it is skipped.
 
+SQS gets the dead-letter redrive moto lacks (sqs_redrive.py): the source of a message moved to a dead-letter
+queue, and message move tasks.
+
 Messages published through iot-data reach moto's server, where IoT Core's own check is added: a reserved
 topic is refused as IoT refuses it, so the publishing function sees the error. The messages it accepts are
 kept, in order, in `iot_messages`, for the runtime's message broker.
@@ -32,6 +35,7 @@ from moto.core import config as moto_config
 from moto.core.exceptions import JsonRESTError
 from moto.server import ThreadedMotoServer
 
+from local_runtime import sqs_redrive
 from local_runtime.account import ACCOUNT_ID, CREDENTIALS, REGION
 from local_runtime.assembly import FUNCTION, LAYER, Resource, Stack
 from local_runtime.custom_resources import CUSTOM_AWS, CallMade, answered, make_call
@@ -160,6 +164,7 @@ class EmbeddedAws:
         self.iot_messages: list[tuple[str, bytes]] = []  # topic and payload of every message iot-data accepted
         self.device_defender = DeviceDefender()  # audit findings and mitigation tasks, which moto lacks
         self._uninstall_device_defender: Callable[[], None] | None = None
+        self._uninstall_sqs_redrive: Callable[[], None] | None = None
         self.endpoint_url = ""
         self.port = 0
         self._server: ThreadedMotoServer | None = None
@@ -214,6 +219,7 @@ class EmbeddedAws:
         moto_config.default_user_config["iot"] = {"use_valid_cert": True}
         self._check_publishes()
         self._uninstall_device_defender = install(self.device_defender)
+        self._uninstall_sqs_redrive = sqs_redrive.install()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, self.port = self._server.get_host_and_port()
@@ -252,6 +258,9 @@ class EmbeddedAws:
             if self._uninstall_device_defender is not None:
                 self._uninstall_device_defender()
                 self._uninstall_device_defender = None
+            if self._uninstall_sqs_redrive is not None:
+                self._uninstall_sqs_redrive()
+                self._uninstall_sqs_redrive = None
             if self._holds_process_lock:
                 self._holds_process_lock = False
                 _one_per_process.release()

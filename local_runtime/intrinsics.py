@@ -1,7 +1,8 @@
 """CloudFormation intrinsic functions, resolved against what the local runtime created.
 
 Supported: Ref, Fn::GetAtt, Fn::Join, Fn::Sub (both forms), Fn::Select, Fn::Split and the pseudo parameters
-AWS::Region, AWS::AccountId, AWS::Partition, AWS::URLSuffix and AWS::StackName. Anything else, and a
+AWS::Region, AWS::AccountId, AWS::Partition, AWS::URLSuffix and AWS::StackName (of the local runtime's account,
+or of the account given: `operations` resolves a template against a deployed stack with it). Anything else, and a
 reference to a resource the runtime did not create, is refused with the place in the template it came from.
 """
 
@@ -46,12 +47,22 @@ def references(value: Any) -> set[str]:
     return {name for name in found if not name.startswith("AWS::")}
 
 
-class Resolver:
-    """Resolves template values; `physical` is filled in as the runtime creates resources."""
+# The pseudo parameters of the one account the local runtime plays (AWS::StackName is the stack's).
+LOCAL_ACCOUNT = {
+    "AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": PARTITION, "AWS::URLSuffix": URL_SUFFIX,
+}  # fmt: skip
 
-    def __init__(self, stack: Stack, physical: Mapping[str, Physical]) -> None:
+
+class Resolver:
+    """Resolves template values; `physical` is filled in as the runtime creates resources. `account` gives the
+    pseudo parameters of the account (all but AWS::StackName): the local runtime's unless given."""
+
+    def __init__(
+        self, stack: Stack, physical: Mapping[str, Physical], account: Mapping[str, str] = LOCAL_ACCOUNT
+    ) -> None:
         self._stack = stack
         self._physical = physical
+        self._pseudo = {**account, "AWS::StackName": stack.name}
 
     def resolve(self, value: Any, where: str) -> Any:
         """`where` names the place in the template (e.g. `PresenceTrackPresenceFunction.Environment`), for errors."""
@@ -86,15 +97,8 @@ class Resolver:
         return resolved
 
     def _ref(self, name: Any, where: str) -> str:
-        pseudo = {
-            "AWS::Region": REGION,
-            "AWS::AccountId": ACCOUNT_ID,
-            "AWS::Partition": PARTITION,
-            "AWS::URLSuffix": URL_SUFFIX,
-            "AWS::StackName": self._stack.name,
-        }
-        if name in pseudo:
-            return pseudo[name]
+        if name in self._pseudo:
+            return self._pseudo[name]
         return self._physical_of(name, where).ref
 
     def _get_att(self, argument: Any, where: str) -> str:
