@@ -22,7 +22,7 @@ from benchmarks.harness import Settings, measure, profile_imports
 from benchmarks.import_profile import costs_beyond, median_self_times_us
 from benchmarks.lambda_image import VARIANTS, Variant, build_image
 from benchmarks.report import Outcome, check_targets, raw_numbers, render_markdown, summarize_all
-from stacks.lambda_packaging import Interpreter, PackagingError, lambda_interpreter
+from stacks.lambda_packaging import PackagingError, lambda_interpreter
 
 DEFAULTS = {"rounds": 15, "warm_invocations": 200}
 QUICK = {"rounds": 3, "warm_invocations": 10}
@@ -66,10 +66,10 @@ def _variants(value: str) -> tuple[Variant, ...]:
     return names  # type: ignore[return-value]
 
 
-def machine_facts(lambda_python: Interpreter) -> dict[str, Any]:
+def machine_facts() -> dict[str, Any]:
     return {
-        "python": f"CPython {lambda_python.version} ({lambda_python.path})",
-        "harness_python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "executable": sys.executable,
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)),
@@ -93,7 +93,8 @@ def progress(message: str) -> None:
 
 def run(settings: Settings, command: str) -> Outcome:
     python = lambda_interpreter()
-    machine = machine_facts(python)  # before the run: the load average then is the neighbours', not the benchmark's
+    # Before the run: the load average then is the neighbours', not the benchmark's.
+    machine = {**machine_facts(), "functions_python": f"CPython {python.version} ({python.path})"}
     candidates = all_candidates(settings.batch_size)
     with tempfile.TemporaryDirectory(prefix="lambda-image-") as scratch, AwsStub() as aws:
         endpoint_url = aws.endpoint_url

@@ -22,8 +22,8 @@ from typing import Iterable, Mapping
 # The one setting: Lambda's Python runtime (python3.13), the wheels the layer gets and the interpreter that
 # compiles the bytecode. Not the newest runtime (python3.14): no Python 3.14 interpreter can be installed here
 # from the package registries the build uses (README, "Packaging"); with one, set "3.14".
-LAMBDA_PYTHON = "3.13"
-RUNTIME_NAME = f"python{LAMBDA_PYTHON}"
+PYTHON_VERSION = "3.13"
+RUNTIME_NAME = f"python{PYTHON_VERSION}"
 # pip's name for Lambda's arm64 platform, to fetch wheels for it rather than for this machine.
 LAMBDA_PLATFORM = "manylinux2014_aarch64"
 INTERPRETER_VARIABLE = "LAMBDA_PYTHON"
@@ -60,7 +60,7 @@ def find_interpreter(environ: Mapping[str, str] | None = None) -> Interpreter:
         interpreter = _probe(Path(explicit))
         if interpreter is None:
             raise PackagingError(
-                f"{INTERPRETER_VARIABLE}={explicit} is not a CPython {LAMBDA_PYTHON} interpreter, and the functions "
+                f"{INTERPRETER_VARIABLE}={explicit} is not a CPython {PYTHON_VERSION} interpreter, and the functions "
                 f"run on Lambda's {RUNTIME_NAME}"
             )
         return interpreter
@@ -70,9 +70,9 @@ def find_interpreter(environ: Mapping[str, str] | None = None) -> Interpreter:
         if interpreter is not None:
             return interpreter
     raise PackagingError(
-        f"No Python {LAMBDA_PYTHON} interpreter found to compile the functions' bytecode for Lambda's "
-        f"{RUNTIME_NAME} (tried: {', '.join(map(str, tried)) or f'python{LAMBDA_PYTHON} on PATH, pyenv'}). "
-        f"Install one (e.g. `pyenv install {LAMBDA_PYTHON}`) or point {INTERPRETER_VARIABLE} at one"
+        f"No Python {PYTHON_VERSION} interpreter found to compile the functions' bytecode for Lambda's "
+        f"{RUNTIME_NAME} (tried: {', '.join(map(str, tried)) or f'python{PYTHON_VERSION} on PATH, pyenv'}). "
+        f"Install one (e.g. `pyenv install {PYTHON_VERSION}`) or point {INTERPRETER_VARIABLE} at one"
     )
 
 
@@ -101,7 +101,7 @@ def copy_packages(source_root: Path, packages: Iterable[str], target: Path) -> N
 
 def code_fingerprint(source_root: Path, packages: Iterable[str]) -> str:
     """What a function's code asset is built from: its files and how they are compiled."""
-    digest = hashlib.sha256(f"{LAMBDA_PYTHON} {CODE_BYTECODE}".encode())
+    digest = hashlib.sha256(f"{PYTHON_VERSION} {CODE_BYTECODE}".encode())
     for file in package_files(source_root, packages):
         digest.update(f"\0{file}\0".encode() + (source_root / file).read_bytes())
     return digest.hexdigest()
@@ -109,7 +109,7 @@ def code_fingerprint(source_root: Path, packages: Iterable[str]) -> str:
 
 def layer_fingerprint(requirements: Path, platform: str = LAMBDA_PLATFORM) -> str:
     """What the layer is built from: the requirements, the platform and how they are compiled."""
-    build = f"{LAMBDA_PYTHON} {platform} {LAYER_BYTECODE}\0"
+    build = f"{PYTHON_VERSION} {platform} {LAYER_BYTECODE}\0"
     return hashlib.sha256(build.encode() + requirements.read_bytes()).hexdigest()
 
 
@@ -118,7 +118,7 @@ def install_layer_packages(requirements: Path, target: Path, platform: str = LAM
     dependencies, must not be shadowed by a copy), as wheels for `platform` and the runtime's Python."""
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile", "--no-deps",
-        "--only-binary=:all:", "--platform", platform, "--python-version", LAMBDA_PYTHON, "--implementation", "cp",
+        "--only-binary=:all:", "--platform", platform, "--python-version", PYTHON_VERSION, "--implementation", "cp",
         "--requirement", str(requirements), "--target", str(target),
     ]  # fmt: skip
     _run(command, "Installing the dependency layer's packages")
@@ -149,17 +149,17 @@ def build_layer(interpreter: Interpreter, requirements: Path, output: Path) -> N
 
 def _candidates(environ: Mapping[str, str]) -> list[Path]:
     found = []
-    on_path = shutil.which(f"python{LAMBDA_PYTHON}", path=environ.get("PATH", os.defpath))
+    on_path = shutil.which(f"python{PYTHON_VERSION}", path=environ.get("PATH", os.defpath))
     if on_path:
         found.append(Path(on_path))
     pyenv_root = Path(environ.get("PYENV_ROOT") or Path(environ.get("HOME", "~")).expanduser() / ".pyenv")
-    installed = pyenv_root.glob(f"versions/{LAMBDA_PYTHON}.*/bin/python{LAMBDA_PYTHON}")
+    installed = pyenv_root.glob(f"versions/{PYTHON_VERSION}.*/bin/python{PYTHON_VERSION}")
     found.extend(sorted(installed, key=_patch_number, reverse=True))
     return found
 
 
 def _patch_number(executable: Path) -> int:
-    patch = executable.parents[1].name.removeprefix(f"{LAMBDA_PYTHON}.")
+    patch = executable.parents[1].name.removeprefix(f"{PYTHON_VERSION}.")
     return int(patch) if patch.isdigit() else -1  # a pre-release (3.13.0rc1, say) comes last
 
 
@@ -172,7 +172,7 @@ def _probe(executable: Path) -> Interpreter | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     match = _VERSION.fullmatch(result.stdout.strip()) if result.returncode == 0 else None
-    if match is None or f"{match[1]}.{match[2]}" != LAMBDA_PYTHON:
+    if match is None or f"{match[1]}.{match[2]}" != PYTHON_VERSION:
         return None
     return Interpreter(executable, ".".join(match.groups()))
 

@@ -15,7 +15,7 @@ from constructs import Construct
 from stacks.config import LOG_RETENTION_DAYS
 from stacks.function_code import FUNCTIONS_DIR
 from stacks.lambda_packaging import (
-    LAMBDA_PYTHON,
+    PYTHON_VERSION,
     Interpreter,
     build_function_code,
     build_layer,
@@ -28,7 +28,7 @@ from stacks.platform.checks import acknowledge
 if TYPE_CHECKING:
     from stacks.platform.platform import Platform
 
-RUNTIME = getattr(lambda_.Runtime, "PYTHON_" + LAMBDA_PYTHON.replace(".", "_"))
+RUNTIME = getattr(lambda_.Runtime, "PYTHON_" + PYTHON_VERSION.replace(".", "_"))
 ARCHITECTURE = lambda_.Architecture.ARM_64
 # Packages of functions/ that every function's code asset carries beside its own.
 SHARED_PACKAGES = ("event_processing",)

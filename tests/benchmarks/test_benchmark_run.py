@@ -112,9 +112,9 @@ def test_reports_every_target_and_the_run(quick_run: tuple[int, str, dict[str, A
     assert "command: `python -m benchmarks --quick --json" in report
     assert "### Targets (`shipped`)" in report
     assert all(f"- `{variant}`: {description}" in report for variant, description in VARIANTS.items())
-    for fact in ("python", "harness_python", "cpu_count", "date"):
+    for fact in ("python", "functions_python", "cpu_count", "date"):
         assert f"- {fact}: " in report
-    assert "- python: CPython 3.13." in report  # the functions run on the runtime's Python version
+    assert "- functions_python: CPython 3.13." in report  # the functions run on the runtime's Python version
 
 
 def test_stub_is_stopped_after_the_run(quick_run: tuple[int, str, dict[str, Any]]) -> None:
