@@ -11,6 +11,7 @@ import aws_cdk as cdk
 
 from stacks.config import ConfigError, load_config
 from stacks.device_backend import DeviceBackendStack
+from stacks.lambda_packaging import PackagingError
 from stacks.platform.checks import enable_checks
 
 STACK_NAME = "DeviceBackend"  # with no deviceBackend.stage; DeviceBackend-<stage> with one
@@ -47,3 +48,5 @@ if __name__ == "__main__":
         build_app().synth()
     except ConfigError as error:
         sys.exit(f"Configuration error: {error}")
+    except PackagingError as error:
+        sys.exit(f"Cannot build the functions for Lambda: {error}")

@@ -2,7 +2,7 @@
 
 Run as a script by the harness, never imported: `python -S -P lambda_child.py '<settings JSON>' < event.json`.
 Settings: code_root, layers, runtime_packages, handler ("package.module.function", as Lambda's _HANDLER),
-function_name, warm_invocations, trigger ("sqs": the event is an SQS batch, delivered as an event source
+function_name, warm_invocations, traced (whether active tracing samples the invocations), trigger ("sqs": the event is an SQS batch, delivered as an event source
 mapping does; "invoke": the event is handed to the handler as it is, one synchronous invocation each, as IoT
 invokes the pre-provisioning hook; "event": the same, as an asynchronous invocation that succeeds, as an IoT
 rule invokes ingest_telemetry), first_event_records (sqs: how many records of the batch the first event
@@ -10,7 +10,7 @@ carries), result_path. The result is written as JSON to result_path; stdout is t
 function's log stream, as on Lambda.
 
 Until the handler is imported this file uses the standard library only, and only modules that boto3 imports
-anyway (json, importlib, typing): boto3, botocore or Powertools imported here would make the handler's import
+anyway (json, importlib, os, typing): boto3, botocore or Powertools imported here would make the handler's import
 look cheaper than it is, and a module boto3 does not need would make every candidate look alike.
 """
 
@@ -22,6 +22,7 @@ CPU_START = time.process_time()
 
 import importlib  # noqa: E402  (after the clock starts, on purpose)
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
@@ -52,9 +53,10 @@ class LambdaContext:
 class EventSourceMapping:
     """Delivers SQS batches to the handler as Lambda does, redelivering the records it reports as failed."""
 
-    def __init__(self, handler: Handler, function_name: str) -> None:
+    def __init__(self, handler: Handler, function_name: str, traced: bool) -> None:
         self.handler = handler
         self.function_name = function_name
+        self.traced = traced
         self.batches = 0
         self.records = 0
         self.handler_calls = 0
@@ -62,6 +64,15 @@ class EventSourceMapping:
         self.call_records: list[int] = []
         # perf_counter() and process_time() when the first invocation returned: the end of the cold start.
         self.first_return: tuple[float, float] | None = None
+
+    def next_context(self) -> LambdaContext:
+        """The next invocation's context, with the trace header Lambda's runtime sets for each invocation
+        (Sampled=1 when traced: as if active tracing sampled every invocation)."""
+        self.handler_calls += 1
+        os.environ["_X_AMZN_TRACE_ID"] = (
+            f"Root=1-6f1c33a4-{self.handler_calls:024x};Parent={self.handler_calls:016x};Sampled={int(self.traced)}"
+        )
+        return LambdaContext(self.function_name, self.handler_calls)
 
     def deliver(self, batch: dict[str, Any]) -> None:
         self.batches += 1
@@ -74,8 +85,7 @@ class EventSourceMapping:
                 return
 
     def _invoke(self, batch: dict[str, Any]) -> set[str]:
-        self.handler_calls += 1
-        context = LambdaContext(self.function_name, self.handler_calls)
+        context = self.next_context()
         start = time.perf_counter()
         response = self.handler(batch, context)
         end = time.perf_counter()
@@ -94,8 +104,7 @@ class SynchronousInvoker(EventSourceMapping):
     def deliver(self, batch: dict[str, Any]) -> None:
         self.batches += 1
         self.records += 1
-        self.handler_calls += 1
-        context = LambdaContext(self.function_name, self.handler_calls)
+        context = self.next_context()
         start = time.perf_counter()
         self.handler(batch, context)
         end = time.perf_counter()
@@ -127,10 +136,10 @@ def main() -> None:
     handler = load_handler(settings["handler"])
     init_ms = (time.perf_counter() - WALL_START) * 1000
     if settings.get("trigger", "sqs") in ("invoke", "event"):
-        mapping = SynchronousInvoker(handler, settings["function_name"])
+        mapping = SynchronousInvoker(handler, settings["function_name"], settings["traced"])
         mapping.deliver(batch)
     else:
-        mapping = EventSourceMapping(handler, settings["function_name"])
+        mapping = EventSourceMapping(handler, settings["function_name"], settings["traced"])
         mapping.deliver({**batch, "Records": batch["Records"][: settings["first_event_records"]]})
     assert mapping.first_return is not None
     first_return_wall, first_return_cpu = mapping.first_return

@@ -1,95 +1,127 @@
-"""The files a function sees on Lambda, rebuilt in a scratch folder: its code, the layer and the runtime.
+"""The files a function sees on Lambda, rebuilt in a scratch folder, for each variant measured:
 
-- /var/task: a copy of the packages of the code asset, without __pycache__ (the asset excludes it);
-- /opt/python: a copy of the dependency layer, the distributions functions/requirements.txt lists, without
-  bytecode (the layer is built with `pip install --no-deps --no-compile`);
-- the runtime: stdlib, boto3 and its dependencies, from this venv, with their .pyc files (Lambda's runtime ships
-  boto3 precompiled).
+- /var/task: the packages of the code asset, built as the stack builds them (stacks/lambda_packaging.py):
+  with their checked-hash bytecode (`shipped`, `traced`) or without (`source`);
+- /opt/python: the dependency layer, the distributions functions/requirements.txt lists, installed as the
+  stack installs them but for this machine (the layer's own wheels are for arm64), with its unchecked-hash
+  bytecode or without;
+- the runtime: boto3 and its dependencies, copied from this venv and compiled, as Lambda's runtime ships them
+  precompiled; the interpreter's standard library, precompiled too.
 
-Lambda's file system is read-only, so the code and layer it gets without bytecode are compiled again at every
-cold start. The copies let the benchmark reproduce that (or not: `cached`) without touching functions/ or
-the venv.
+The bytecode is compiled by, and the functions run on, an interpreter of the runtime's Python version (a .pyc
+serves only that version). Nothing is compiled while measuring (PYTHONDONTWRITEBYTECODE=1), as Lambda's code
+folders are read-only: what has no bytecode is compiled from source at every cold start.
 """
 
 from __future__ import annotations
 
-import re
+import platform
 import shutil
+import subprocess
 from dataclasses import dataclass
-from importlib.metadata import Distribution, distribution
 from pathlib import Path
 from typing import Literal
 
-from benchmarks.candidates import FUNCTIONS_DIR, Candidate
-from local_runtime.lambda_runtime import link_runtime_packages
+from benchmarks.candidates import FUNCTIONS_DIR, REPO_ROOT, Candidate
+from local_runtime.lambda_runtime import runtime_package_paths
+from stacks.lambda_packaging import (
+    CODE_BYTECODE,
+    CODE_ROOT,
+    LAYER_BYTECODE,
+    LAYER_ROOT,
+    Interpreter,
+    PackagingError,
+    compile_bytecode,
+    copy_packages,
+    install_layer_packages,
+    lambda_interpreter,
+    layer_fingerprint,
+)
 
-BytecodeMode = Literal["lambda", "cached"]
-BYTECODE_MODES: dict[BytecodeMode, str] = {
-    "lambda": (
-        "as deployed: stdlib, boto3 & deps from .pyc caches (written by the warm-up round, which allows bytecode "
-        "writing); function code and layer compiled from source at every cold start (the asset excludes "
-        "__pycache__, the layer is built with pip --no-compile, Lambda's file system is read-only)"
+Variant = Literal["shipped", "source", "traced"]
+VARIANTS: dict[Variant, str] = {
+    "shipped": (
+        "as deployed: the code and the layer with the bytecode the build ships (checked-hash for the code, "
+        "unchecked-hash for the layer), the runtime's boto3 precompiled"
     ),
-    "cached": (
-        "everything from .pyc caches (written by the warm-up round, which allows bytecode writing): as if the "
-        "asset and the layer shipped bytecode for the runtime's Python"
+    "source": (
+        "without the shipped bytecode: the code and the layer compiled from source at every cold start (Lambda's "
+        "code folders are read-only), the runtime's boto3 precompiled"
+    ),
+    "traced": (
+        "as deployed with active tracing (deviceBackend.tracing): the trace header Lambda gives each invocation "
+        "says Sampled=1 (Sampled=0 otherwise); the functions record no trace themselves"
     ),
 }
-_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+BUILD_DIR = REPO_ROOT / "build"
+
+
+def built_as(variant: Variant) -> str:
+    """The files a variant runs: active tracing changes how Lambda invokes the function, not its files."""
+    return "source" if variant == "source" else "shipped"
 
 
 @dataclass(frozen=True)
 class LambdaImage:
     root: Path
-    layer: Path
+    python: Interpreter
     runtime_packages: Path
 
-    def task_root(self, candidate: Candidate) -> Path:
-        return self.root / "task" / candidate.name
+    def task_root(self, candidate: Candidate, variant: Variant) -> Path:
+        return self.root / built_as(variant) / "task" / candidate.name
 
-    def layers(self, candidate: Candidate) -> list[Path]:
-        return [self.layer] if candidate.uses_layer else []
+    def layer(self, variant: Variant) -> Path:
+        return self.root / built_as(variant) / "opt" / "python"
+
+    def layers(self, candidate: Candidate, variant: Variant) -> list[Path]:
+        return [self.layer(variant)] if candidate.uses_layer else []
 
 
-def build_image(root: Path, candidates: list[Candidate]) -> LambdaImage:
-    # The runtime's packages are linked, not copied: their .pyc caches are the venv's, as Lambda's are precompiled.
-    image = LambdaImage(root, root / "opt" / "python", link_runtime_packages(root / "runtime"))
-    for candidate in candidates:
-        for package in candidate.packages:
-            shutil.copytree(
-                candidate.source_root / package,
-                image.task_root(candidate) / package,
-                ignore=shutil.ignore_patterns("__pycache__"),
-            )
-    for dist in layer_distributions(FUNCTIONS_DIR / "requirements.txt"):
-        copy_distribution(dist, image.layer)
+def build_image(
+    root: Path,
+    candidates: list[Candidate],
+    python: Interpreter | None = None,
+    variants: tuple[Variant, ...] = ("shipped",),
+) -> LambdaImage:
+    """The files of `variants`, for `python` (by default the runtime's, as the build finds it)."""
+    python = python or lambda_interpreter()
+    image = LambdaImage(root, python, root / "runtime")
+    copy_runtime_packages(python, image.runtime_packages)
+    layer = layer_packages(FUNCTIONS_DIR / "requirements.txt")
+    for variant in sorted({built_as(variant) for variant in variants}):
+        for candidate in candidates:
+            task_root = image.task_root(candidate, variant)
+            copy_packages(candidate.source_root, candidate.packages, task_root)
+            if variant == "shipped":
+                compile_bytecode(python, task_root, CODE_ROOT, CODE_BYTECODE)
+        shutil.copytree(layer, image.layer(variant), ignore=shutil.ignore_patterns("__pycache__"))
+        if variant == "shipped":
+            compile_bytecode(python, image.layer(variant), LAYER_ROOT, LAYER_BYTECODE)
     return image
 
 
-def layer_distributions(requirements: Path) -> list[Distribution]:
-    """The installed distributions that the layer holds: exactly the listed ones (pip --no-deps)."""
-    names = [_requirement_name(line) for line in requirements.read_text().splitlines()]
-    return [distribution(name) for name in names if name]
+def copy_runtime_packages(python: Interpreter, target: Path) -> None:
+    """boto3 and its dependencies as installed here (pure Python), compiled by `python`."""
+    target.mkdir(parents=True)
+    for source in runtime_package_paths():
+        if source.is_dir():
+            shutil.copytree(source, target / source.name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(source, target / source.name)
+    result = subprocess.run([str(python.path), "-I", "-m", "compileall", "-q", str(target)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PackagingError(f"Compiling the runtime's packages failed:\n{result.stdout}{result.stderr}")
 
 
-def copy_distribution(dist: Distribution, target: Path) -> None:
-    for file in dist.files or []:
-        # Scripts installed outside site-packages are not in a layer; nor is bytecode (pip --no-compile).
-        if file.parts[0] == ".." or "__pycache__" in file.parts:
-            continue
-        destination = target / file
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(str(dist.locate_file(file))), destination)
-
-
-def strip_bytecode(image: LambdaImage) -> None:
-    """Removes the .pyc files written into the code and layer copies, as they do not exist on Lambda (and not
-    those of the runtime's packages, which Lambda ships)."""
-    for copies in (image.root / "task", image.root / "opt"):
-        for cache in sorted(copies.rglob("__pycache__")):
-            shutil.rmtree(cache)
-
-
-def _requirement_name(line: str) -> str:
-    match = _REQUIREMENT_NAME.match(line.partition("#")[0])
-    return match.group(1) if match else ""
+def layer_packages(requirements: Path) -> Path:
+    """The layer's packages installed as the stack installs them (pip, --no-deps, the runtime's Python
+    version), but for this machine's platform, so that its compiled ones (cryptography, cffi) load here. Kept
+    in build/, by what they are installed from, so pip runs once."""
+    machine_platform = f"manylinux2014_{platform.machine()}"
+    installed = BUILD_DIR / f"lambda-layer-{layer_fingerprint(requirements, machine_platform)[:16]}"
+    if not installed.is_dir():
+        partial = installed.with_name(installed.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        install_layer_packages(requirements, partial, machine_platform)
+        partial.rename(installed)
+    return installed

@@ -10,7 +10,7 @@ from typing import Any
 from benchmarks.candidates import BASELINE
 from benchmarks.harness import CandidateRuns, Settings
 from benchmarks.import_profile import PackageCost
-from benchmarks.lambda_image import BYTECODE_MODES
+from benchmarks.lambda_image import VARIANTS, Variant
 
 PRESENCE = "track_presence"
 COLD_START_RATIO_TARGET = 1.15
@@ -56,6 +56,10 @@ class Summary:
     batches: int
     handler_calls: int
     trigger: str = "sqs"  # how its events arrive: "sqs" batches, or "invoke" (one synchronous invocation each)
+    variant: Variant = "shipped"
+    # Medians over the rounds of (this sample / the same function's sample in the first variant); None in it.
+    first_variant_ratio: float | None = None
+    first_variant_cpu_ratio: float | None = None
 
     @property
     def calls_per_event(self) -> dict[str, float]:
@@ -79,7 +83,7 @@ class Outcome:
     command: str
     machine: dict[str, Any]
     aws_endpoint_url: str
-    runs: dict[str, CandidateRuns]
+    runs: dict[tuple[str, Variant], CandidateRuns]
     summaries: list[Summary]
     checks: list[Check]
     import_profile_runs: int
@@ -98,7 +102,7 @@ def median_ratio(samples: list[dict[str, float]], baseline: list[dict[str, float
     return statistics.median(sample[key] / base[key] for sample, base in zip(samples, baseline, strict=True))
 
 
-def summarize(runs: CandidateRuns, baseline: CandidateRuns) -> Summary:
+def summarize(runs: CandidateRuns, baseline: CandidateRuns, first_variant: CandidateRuns) -> Summary:
     cold, warm = runs.cold, runs.warm
     event_ms = [ms / records for ms, records in zip(warm["warm_call_ms"], warm["warm_call_records"], strict=True)]
     is_baseline = runs is baseline
@@ -121,11 +125,20 @@ def summarize(runs: CandidateRuns, baseline: CandidateRuns) -> Summary:
         batches=runs.batches,
         handler_calls=runs.handler_calls,
         trigger=runs.candidate.trigger,
+        variant=runs.variant,
+        first_variant_ratio=(
+            None if runs is first_variant else median_ratio(cold, first_variant.cold, "cold_wall_ms")
+        ),
+        first_variant_cpu_ratio=(
+            None if runs is first_variant else median_ratio(cold, first_variant.cold, "cold_cpu_ms")
+        ),
     )
 
 
-def summarize_all(runs: dict[str, CandidateRuns]) -> list[Summary]:
-    return [summarize(candidate_runs, runs[BASELINE]) for candidate_runs in runs.values()]
+def summarize_all(runs: dict[tuple[str, Variant], CandidateRuns], variants: tuple[Variant, ...]) -> list[Summary]:
+    """Every run against the baseline of the same rounds, and against its own first variant's."""
+    baseline = runs[BASELINE, variants[0]]
+    return [summarize(r, baseline, runs[name, variants[0]]) for (name, _), r in runs.items()]
 
 
 def check_targets(summaries: list[Summary]) -> list[Check]:
@@ -223,6 +236,29 @@ def markdown_table(summaries: list[Summary]) -> str:
     return "\n".join(lines)
 
 
+def markdown_variants(summaries: list[Summary], variants: tuple[Variant, ...]) -> str:
+    """Cold starts of each function in every variant, side by side: wall and CPU time, against the baseline
+    and against the first variant (CPU time, which waiting for a busy machine's cores does not inflate, is
+    the steadier of the two where the machine is shared)."""
+    by_key = {(s.name, s.variant): s for s in summaries}
+    names = list(dict.fromkeys(s.name for s in summaries if s.name != BASELINE))
+    columns = [f"{variants[0]}: cold wall ms (÷ baseline) / CPU ms (÷ baseline)"] + [
+        f"{variant}: cold wall ms (÷ baseline, ÷ {variants[0]}) / CPU ms (÷ baseline, ÷ {variants[0]})"
+        for variant in variants[1:]
+    ]
+    lines = ["| candidate | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for name in names:
+        cells = []
+        for variant in variants:
+            s = by_key[name, variant]
+            wall, cpu = _ratio(s.wall_ratio), _ratio(s.cpu_ratio)
+            if s.first_variant_ratio is not None:
+                wall, cpu = f"{wall}, {_ratio(s.first_variant_ratio)}", f"{cpu}, {_ratio(s.first_variant_cpu_ratio)}"
+            cells.append(f"{s.cold_wall_ms:.1f} ({wall}) / {s.cold_cpu_ms:.1f} ({cpu})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown_checks(checks: list[Check]) -> str:
     return "\n".join(f"- **{'PASS' if c.passed else 'FAIL'}** {c.target}: {c.detail}" for c in checks)
 
@@ -251,13 +287,16 @@ def _counts(counts: dict[str, int]) -> str:
 
 def render_markdown(outcome: Outcome) -> str:
     settings = outcome.settings
+    first = settings.variants[0]
+    variants = "".join(f"- `{variant}`: {VARIANTS[variant]}\n" for variant in settings.variants)
     return (
         f"## Lambda functions vs a boto3-client baseline ({settings.rounds - 1} interleaved cold-start rounds after "
         f"1 warm-up; {settings.warm_invocations} warm invocations each: of a {settings.batch_size}-record SQS batch, "
         "or of one event for a function invoked per event, synchronously or asynchronously)\n\n"
-        f"Bytecode mode `{settings.bytecode}`: {BYTECODE_MODES[settings.bytecode]}. Measured runs: "
-        "PYTHONDONTWRITEBYTECODE=1.\n\n"
-        f"{markdown_table(outcome.summaries)}\n\n"
+        f"Variants, each function in each, interleaved in every round:\n\n{variants}\n"
+        "Every run: PYTHONDONTWRITEBYTECODE=1 (Lambda's code folders are read-only).\n\n"
+        f"### `{first}`\n\n"
+        f"{markdown_table([s for s in outcome.summaries if s.variant == first])}\n\n"
         "Cold start: from the child's first line to the return of its first invocation (an SQS batch of "
         f"{settings.first_event_records} record{'s' if settings.first_event_records > 1 else ''}, or the one event "
         "of a function invoked per event: what a device waiting on a synchronous one waits at a cold start); init: "
@@ -265,9 +304,11 @@ def render_markdown(outcome: Outcome) -> str:
         f"{outcome.aws_endpoint_url} (stopped since), calls counted by operation over every run. A function invoked "
         "per event gets the same event every time; the stub's writes all succeed, so telemetry's warm time per "
         "event is that of a new valid reading stored (registry reads cached), never a repeated message's.\n\n"
-        f"### Targets\n\n{markdown_checks(outcome.checks)}\n\n"
-        f"### Import time beyond the baseline's (python -X importtime, median of {outcome.import_profile_runs} "
-        "cold starts each; self time by top-level package, largest first)\n\n"
+        f"### Cold start by variant (medians; ratios: medians of per-round ratios)\n\n"
+        f"{markdown_variants(outcome.summaries, settings.variants)}\n\n"
+        f"### Targets (`{first}`)\n\n{markdown_checks(outcome.checks)}\n\n"
+        f"### Import time beyond the baseline's (python -X importtime, `{first}`, median of "
+        f"{outcome.import_profile_runs} cold starts each; self time by top-level package, largest first)\n\n"
         f"{markdown_import_costs(outcome.import_costs)}\n\n"
         f"### Run\n\n- command: `{outcome.command}`\n"
         + "".join(f"- {key}: {value}\n" for key, value in outcome.machine.items())
@@ -279,7 +320,7 @@ def raw_numbers(outcome: Outcome) -> dict[str, Any]:
         "command": outcome.command,
         "machine": outcome.machine,
         "settings": dataclasses.asdict(outcome.settings),
-        "bytecode": BYTECODE_MODES[outcome.settings.bytecode],
+        "variants": {variant: VARIANTS[variant] for variant in outcome.settings.variants},
         "aws_endpoint_url": outcome.aws_endpoint_url,
         "summaries": [
             {
@@ -294,13 +335,13 @@ def raw_numbers(outcome: Outcome) -> dict[str, Any]:
             name: [dataclasses.asdict(cost) for cost in costs] for name, costs in outcome.import_costs.items()
         },
         "runs": {
-            name: {
+            f"{name} ({variant})": {
                 "handler": runs.candidate.handler,
                 "trigger": runs.candidate.trigger,
                 "event": runs.candidate.event,
                 "cold": runs.cold,
                 "warm": runs.warm,
             }
-            for name, runs in outcome.runs.items()
+            for (name, variant), runs in outcome.runs.items()
         },
     }

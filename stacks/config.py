@@ -193,6 +193,7 @@ class BackendConfig:
     alarm_email: str | None = None
     retain_data: bool = True
     max_receive_count: int = 5
+    tracing: bool = False  # Lambda active tracing (X-Ray) on every function
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     onboarding: OnboardingConfig = field(default_factory=OnboardingConfig)
@@ -478,6 +479,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     "alarmEmail": (("alarm_email",), _optional(_matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address or null"))),
     "retainData": (("retain_data",), _boolean),
     "maxReceiveCount": (("max_receive_count",), _integer(1, 1000)),
+    "tracing": (("tracing",), _boolean),
     "presence.disconnectDelaySeconds": (("presence", "disconnect_delay_seconds"), _integer(0, 900)),
     "presence.batchSize": (("presence", "batch_size"), _integer(1, 10)),
     "presence.maxConcurrency": (("presence", "max_concurrency"), _integer(2, 1000)),

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, Duration, ILocalBundling
+from aws_cdk import AssetHashType, BundlingOptions, Duration, ILocalBundling, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -17,41 +14,50 @@ from constructs import Construct
 
 from stacks.config import LOG_RETENTION_DAYS
 from stacks.function_code import FUNCTIONS_DIR
+from stacks.lambda_packaging import (
+    PYTHON_VERSION,
+    Interpreter,
+    build_function_code,
+    build_layer,
+    code_fingerprint,
+    lambda_interpreter,
+    layer_fingerprint,
+)
+from stacks.platform.checks import acknowledge
 
 if TYPE_CHECKING:
     from stacks.platform.platform import Platform
 
-RUNTIME = lambda_.Runtime.PYTHON_3_14
+RUNTIME = getattr(lambda_.Runtime, "PYTHON_" + PYTHON_VERSION.replace(".", "_"))
 ARCHITECTURE = lambda_.Architecture.ARM_64
-# pip's names for the runtime above, to fetch wheels for Lambda's platform rather than this machine's.
-PIP_PLATFORM = ("--platform", "manylinux2014_aarch64", "--python-version", "3.14", "--implementation", "cp")
 # Packages of functions/ that every function's code asset carries beside its own.
 SHARED_PACKAGES = ("event_processing",)
 
 
 @jsii.implements(ILocalBundling)
-class _PipInstallForLambda:
-    """Builds the dependency layer with pip on this machine: no Docker."""
+class _BuildOnThisMachine:
+    """Builds an asset with plain Python on this machine. It always succeeds or raises, so Docker (the
+    bundling image, which CDK requires to be named) is never called."""
 
-    def __init__(self, requirements: Path) -> None:
-        self._requirements = requirements
+    def __init__(self, build: Callable[[Path], None]) -> None:
+        self._build = build
 
     def try_bundle(self, output_dir: str, *, image: Any = None, **_: Any) -> bool:
-        command = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-            "--no-deps", "--only-binary=:all:", *PIP_PLATFORM, "--requirement", str(self._requirements),
-            "--target", str(Path(output_dir) / "python"),
-        ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"Building the dependency layer failed ({' '.join(command)}):\n{result.stderr}")
+        self._build(Path(output_dir))
         return True
 
 
+def _interpreter(scope: Construct) -> Interpreter | None:
+    """The interpreter that compiles the bytecode, looked for only when the stack's assets are built (not by
+    `cdk ls`, nor with bundling skipped): synth fails here, with what to do, when there is none."""
+    return lambda_interpreter() if Stack.of(scope).bundling_required else None
+
+
 def dependency_layer(scope: Construct, construct_id: str) -> lambda_.LayerVersion:
-    """Third-party runtime dependencies (functions/requirements.txt), at the versions the tests use."""
+    """Third-party runtime dependencies (functions/requirements.txt), at the versions the tests use, with
+    their bytecode."""
     requirements = FUNCTIONS_DIR / "requirements.txt"
-    fingerprint = hashlib.sha256(requirements.read_bytes() + " ".join(PIP_PLATFORM).encode()).hexdigest()
+    interpreter = _interpreter(scope)
     return lambda_.LayerVersion(
         scope,
         construct_id,
@@ -61,15 +67,37 @@ def dependency_layer(scope: Construct, construct_id: str) -> lambda_.LayerVersio
         code=lambda_.Code.from_asset(
             str(FUNCTIONS_DIR),
             exclude=["*", "!requirements.txt"],
+            # Hashed by what it is built from, so a synth into a cdk.out that has it does not run pip again.
             asset_hash_type=AssetHashType.CUSTOM,
-            asset_hash=fingerprint,
+            asset_hash=layer_fingerprint(requirements),
             bundling=BundlingOptions(
                 image=RUNTIME.bundling_image,
-                command=["bash", "-c", "pip install -r requirements.txt -t /asset-output/python"],
-                local=_PipInstallForLambda(requirements),
+                local=_BuildOnThisMachine(lambda output: build_layer(_required(interpreter), requirements, output)),
             ),
         ),
     )
+
+
+def _function_code(scope: Construct, packages: tuple[str, ...]) -> lambda_.Code:
+    """The packages and their bytecode, hashed by what they are built from, as the layer is (a build gives
+    the same bytes every time)."""
+    interpreter = _interpreter(scope)
+    return lambda_.Code.from_asset(
+        str(FUNCTIONS_DIR),
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=code_fingerprint(FUNCTIONS_DIR, packages),
+        bundling=BundlingOptions(
+            image=RUNTIME.bundling_image,
+            local=_BuildOnThisMachine(
+                lambda output: build_function_code(_required(interpreter), FUNCTIONS_DIR, packages, output)
+            ),
+        ),
+    )
+
+
+def _required(interpreter: Interpreter | None) -> Interpreter:
+    assert interpreter is not None, "CDK builds assets only for stacks that require bundling"
+    return interpreter
 
 
 class BackendFunction(Construct):
@@ -111,16 +139,16 @@ class BackendFunction(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=f"{package}.handler.handler",
-            code=lambda_.Code.from_asset(
-                str(FUNCTIONS_DIR),
-                exclude=["*", *(f"!{p}" for p in packages), *(f"!{p}/**" for p in packages), "**/__pycache__"],
-            ),
+            code=_function_code(self, packages),
             layers=[platform.dependencies],
             role=self.role,
             log_group=self.log_group,
             timeout=timeout,
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrency,
+            # Active tracing: Lambda records each invocation's segment (initialization, invocation, overhead,
+            # errors) itself; the code records nothing (README, "Observability").
+            tracing=lambda_.Tracing.ACTIVE if config.tracing else None,
             environment={
                 "POWERTOOLS_SERVICE_NAME": package,
                 "POWERTOOLS_METRICS_NAMESPACE": config.stage_metrics_namespace,
@@ -129,3 +157,16 @@ class BackendFunction(Construct):
             },
         )
         platform.monitoring.watch_function(self.function, package)
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            f"{RUNTIME.name}, not the newest Python runtime: the build ships bytecode compiled by the runtime's own "
+            "Python version, and no newer interpreter can be installed from the package registries the build uses",
+        )
+        if config.tracing:
+            acknowledge(
+                self.role.node.find_child("DefaultPolicy"),
+                "AwsSolutions-IAM5[Resource::*]",
+                "xray:PutTraceSegments and xray:PutTelemetryRecords, which active tracing adds, act on no resource: "
+                "X-Ray allows only '*' for them",
+            )

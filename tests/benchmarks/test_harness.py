@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
+import os
 import sys
 from dataclasses import replace
 
 import pytest
 
 from benchmarks import __main__ as cli
-from benchmarks.candidates import all_candidates, discover_functions
-from benchmarks.harness import CHILD_SCRIPT, Settings
+from benchmarks.candidates import BASELINE, all_candidates, discover_functions
+from benchmarks.harness import CHILD_SCRIPT, Settings, units
 from benchmarks.report import PRESENCE, TELEMETRY, Check, Outcome, Summary, check_targets
 from events import load_event
 from pre_provisioning_hook.models import parse_request
@@ -129,3 +131,25 @@ def test_exit_code_reports_a_missed_target_only_with_check(
     monkeypatch.setattr(cli, "run", missed_everything)
     assert cli.main(options) == exit_code
     assert "**FAIL**" in capsys.readouterr().out
+
+
+def test_each_invocation_gets_its_own_trace_header_sampled_only_when_traced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Lambda's runtime sets _X_AMZN_TRACE_ID before each invocation; active tracing is the Sampled flag."""
+    spec = importlib.util.spec_from_file_location("lambda_child", CHILD_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    child = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(child)
+    monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
+    for traced, sampled in ((True, "Sampled=1"), (False, "Sampled=0")):
+        seen: list[str] = []
+        mapping = child.SynchronousInvoker(lambda event, context: seen.append(os.environ["_X_AMZN_TRACE_ID"]), "fn", traced)
+        mapping.deliver({})
+        mapping.deliver({})
+        assert len(set(seen)) == 2 and all(header.startswith("Root=1-") and header.endswith(sampled) for header in seen)
+
+
+def test_every_function_is_measured_in_every_variant_and_the_baseline_once() -> None:
+    candidates = all_candidates(batch_size=1)
+    measured = units(candidates, ("shipped", "source", "traced"))
+    assert [(c.name, v) for c, v in measured if c.is_baseline] == [(BASELINE, "shipped")]
+    assert len(measured) == 1 + 3 * len(discover_functions())

@@ -45,7 +45,7 @@ def python_function(
     properties: dict[str, Any] = {
         "Code": {"S3Bucket": "unused", "S3Key": f"{asset}.zip"},
         "Handler": handler,
-        "Runtime": "python3.14",
+        "Runtime": "python3.13",
         "Timeout": timeout,
         "MemorySize": memory,
     }

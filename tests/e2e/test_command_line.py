@@ -66,7 +66,7 @@ def test_functions_lists_the_runnable_functions_and_why_others_are_not(cloud_ass
     runnable, _, not_runnable = out.partition("Not runnable here:")
     presence = next(line.split() for line in runnable.splitlines() if "track_presence " in line)
     assert presence == [
-        "track_presence", "PresenceTrackPresenceFunctionDFE2E158", "track_presence.handler.handler", "python3.14",
+        "track_presence", "PresenceTrackPresenceFunctionDFE2E158", "track_presence.handler.handler", "python3.13",
         "256", "MB", "30", "s",
     ]  # fmt: skip
     assert "track_inventory" in runnable

@@ -31,3 +31,16 @@ def find(template: dict, resource_type: str, path_part: str) -> tuple[str, dict]
     found = [(n, r) for n, r in resources(template, resource_type).items() if path_part in cdk_path(r)]
     assert len(found) == 1, f"{len(found)} {resource_type} with {path_part!r} in their path"
     return found[0]
+
+
+def acknowledged_findings(assembly: Path) -> dict[tuple[str, str], str]:
+    """(construct path, cdk-nag finding) -> reason, for every finding acknowledged in the synthesized app."""
+    metadata = json.loads((assembly / f"{STACK_NAME}.metadata.json").read_text())
+    return {
+        (path, rule): reason
+        for path, entries in metadata.items()
+        for entry in entries
+        if entry["type"] == "aws:cdk:acknowledged-rules"
+        for rule, reason in entry["data"].items()
+        if rule.startswith("Annotation::AwsSolutions")
+    }

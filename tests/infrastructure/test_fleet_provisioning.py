@@ -117,7 +117,7 @@ def test_the_hook_may_only_read_the_allow_list_and_write_its_logs(template, hook
     properties = hook[1]["Properties"]
     assert properties["Environment"]["Variables"]["ALLOW_LIST_TABLE"] == {"Ref": table}
     assert properties["Handler"] == "pre_provisioning_hook.handler.handler"
-    assert (properties["Runtime"], properties["Architectures"]) == ("python3.14", ["arm64"])
+    assert (properties["Runtime"], properties["Architectures"]) == ("python3.13", ["arm64"])
     assert properties["Timeout"] < 5  # IoT stops waiting after 5 s
 
 

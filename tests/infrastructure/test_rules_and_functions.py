@@ -137,13 +137,13 @@ def test_consumers_take_sqs_batches_report_partial_failures_and_have_bounded_con
     }
 
 
-def test_functions_run_the_newest_python_on_arm64_with_the_dependency_layer(template):
+def test_functions_run_python_3_13_on_arm64_with_the_dependency_layer(template):
     layer, _ = find(template, "AWS::Lambda::LayerVersion", "/Platform/Dependencies")
     ours = {name: f for name, f in resources(template, "AWS::Lambda::Function").items() if "/TrackP" in cdk_path(f) or "/TrackI" in cdk_path(f)}
     assert len(ours) == 2
     for function in ours.values():
         properties = function["Properties"]
-        assert (properties["Runtime"], properties["Architectures"]) == ("python3.14", ["arm64"])
+        assert (properties["Runtime"], properties["Architectures"]) == ("python3.13", ["arm64"])
         assert [_ref(layer_ref) for layer_ref in properties["Layers"]] == [layer]
         assert properties["LoggingConfig"]["LogGroup"]
 
