@@ -11,7 +11,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 export AWS_EC2_METADATA_DISABLED := true
 
-.PHONY: install synth deploy run test bench clean
+.PHONY: install synth deploy run test test-clock-ahead bench clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -33,8 +33,18 @@ deploy: install
 run: synth
 	$(PY) -m local_runtime scenario events/scenarios/fleet_morning.json
 
+# The suite on two workers (pytest-xdist), a test file per worker at a time; ARGS narrows or adds to it
+# (make test-clock-ahead ARGS=tests/e2e).
+PYTEST := $(PY) -m pytest -n 2 --dist loadfile $(ARGS)
+CLOCK_A_YEAR_AHEAD := $(PY) -m tests.moved_clock +365d --
+
+# The whole suite, then the whole suite again with the clock a year ahead: nothing may depend on today's date.
 test: install
-	$(PY) -m pytest
+	$(PYTEST)
+	$(CLOCK_A_YEAR_AHEAD) $(PYTEST)
+
+test-clock-ahead: install
+	$(CLOCK_A_YEAR_AHEAD) $(PYTEST)
 
 # Cold starts as a fresh process has them (bytecode cached), then as Lambda has them today (code and layer
 # compiled from source at every cold start: see README, "Measured"); then messages per second through the
