@@ -16,7 +16,7 @@ export AWS_EC2_METADATA_DISABLED := true
 STAGE ?=
 STAGE_CONTEXT := $(if $(STAGE),-c deviceBackend.stage=$(STAGE))
 
-.PHONY: install synth deploy run test bench authorize-demo clean
+.PHONY: install synth deploy run test test-clock-ahead bench authorize-demo clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -38,8 +38,18 @@ deploy: install
 run: synth
 	$(PY) -m local_runtime scenario events/scenarios/fleet_morning.json
 
+# The suite on two workers (pytest-xdist), a test file per worker at a time; ARGS narrows or adds to it
+# (make test-clock-ahead ARGS=tests/e2e).
+PYTEST := $(PY) -m pytest -n 2 --dist loadfile $(ARGS)
+CLOCK_A_YEAR_AHEAD := $(PY) -m tests.moved_clock +365d --
+
+# The whole suite, then the whole suite again with the clock a year ahead: nothing may depend on today's date.
 test: install
-	$(PY) -m pytest
+	$(PYTEST)
+	$(CLOCK_A_YEAR_AHEAD) $(PYTEST)
+
+test-clock-ahead: install
+	$(CLOCK_A_YEAR_AHEAD) $(PYTEST)
 
 # Cold starts on Lambda's Python as deployed (the bytecode the build ships), without that bytecode, and with
 # active tracing, in one run (see README, "Measured"); then messages per second through the local runtime, as

@@ -10,16 +10,16 @@ valid reading, never that of a repeated message."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from itertools import chain, zip_longest
 from pathlib import Path
 from typing import Any, Literal
 
+from events import EVENTS_DIR, load_event
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
-EVENTS_DIR = REPO_ROOT / "events"
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 BASELINE = "baseline"
 # Sample files of records a function rejects: a batch of them measures the dead-letter path, not the usual one.
@@ -93,7 +93,7 @@ def all_candidates(batch_size: int) -> list[Candidate]:
 
 def own_candidate(function: str, batch_size: int) -> Candidate:
     samples = valid_samples(function)
-    first = json.loads(samples[0].read_text())
+    first = _load(samples[0])
     sources = {record.get("eventSource") or record.get("EventSource") for record in first.get("Records", [])}
     if sources == {"aws:sqs"}:
         return function_candidate(function, valid_batch(function, batch_size), "sqs")
@@ -115,10 +115,15 @@ def valid_samples(function: str) -> list[Path]:
 def valid_batch(function: str, size: int) -> dict[str, Any]:
     """A batch of `size` records taken in turn from each sample file of the function (not the malformed ones),
     so that it mixes the kinds of events the function gets, as a real batch does."""
-    per_file = [json.loads(path.read_text())["Records"] for path in valid_samples(function)]
+    per_file = [_load(path)["Records"] for path in valid_samples(function)]
     interleaved = [record for record in chain.from_iterable(zip_longest(*per_file)) if record is not None]
     records = [interleaved[i % len(interleaved)] for i in range(size)]
     return sqs_batch(function, records)
+
+
+def _load(sample: Path) -> Any:
+    """The sample with its relative times resolved (events/__init__.py)."""
+    return load_event(str(sample.relative_to(EVENTS_DIR)))
 
 
 def sqs_batch(function: str, records: list[dict[str, Any]]) -> dict[str, Any]:

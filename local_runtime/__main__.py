@@ -8,8 +8,9 @@
     authorize <authorizer> ...             a device connecting through a custom authorizer, as IoT decides it
 
 Every command takes --assembly (default cdk.out, which `make synth` writes) and --stack when the assembly
-has several stacks. Exit status: 0 done; 1 the invoked function failed (or `authorize` denied); 2 the runtime cannot do it (it says
-why: something not emulated, an unknown name, queues that did not drain in time); 130 interrupted.
+has several stacks. Exit status: 0 done; 1 the invoked function failed (or `authorize` denied, or a scenario's
+message was accepted or rejected other than the scenario expects); 2 the runtime cannot do it (it says why:
+something not emulated, an unknown name, queues that did not drain in time); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
+from events import now_ms, resolve_times
 from local_runtime.activity import Activity
 from local_runtime.authorizers import Connection
 from local_runtime.assembly import find_functions, load_stack, select_function
@@ -30,11 +32,12 @@ from local_runtime.event_sources import DrainTimeout
 from local_runtime.report import describe_activity, queues_report, startup_summary, summarise_logs, tables_report
 from local_runtime.rules import NO_CLIENT
 from local_runtime.runtime import DEFAULT_DRAIN_TIMEOUT_S, LocalRuntime
-from local_runtime.scenario import load_scenario, run_scenario
+from local_runtime.scenario import load_scenario, outcome_lines, run_scenario
 
 EXIT_FUNCTION_FAILED = 1
 EXIT_CANNOT_RUN = 2
 EXIT_INTERRUPTED = 130
+Result = TypeVar("Result")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,15 +156,18 @@ def _publish(args: argparse.Namespace) -> int:
         print(f"publish {args.topic}")
         if not runtime.publish(args.topic, payload, args.client_id, args.principal):
             print(f"      no rule matches {args.topic}")
-        return _finish(runtime, runtime.drain)
+        _finish(runtime, runtime.drain)
+        return 0
 
 
 def _scenario(args: argparse.Namespace) -> int:
-    steps = load_scenario(args.file)
+    steps = load_scenario(args.file)  # its relative times count from now, as it is played
     with _event_flow_runtime(args) as runtime:
         print(startup_summary(runtime, with_event_flow=True))
         print(f"\nScenario {args.file}: {len(steps)} steps")
-        return _finish(runtime, lambda: run_scenario(runtime, steps, print))
+        played = _finish(runtime, lambda: run_scenario(runtime, steps, print))
+    print("\nOutcome of each message\n\n" + "\n".join(outcome_lines(played)))
+    return 0 if played.passed else EXIT_FUNCTION_FAILED
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -192,15 +198,15 @@ def _event_flow_runtime(args: argparse.Namespace) -> LocalRuntime:
     return LocalRuntime(args.assembly, stack=args.stack, observer=_printer(), drain_timeout_s=args.drain_timeout)
 
 
-def _finish(runtime: LocalRuntime, play: Callable[[], None]) -> int:
+def _finish(runtime: LocalRuntime, play: Callable[[], Result]) -> Result:
     """Plays, then prints the final state, also when the queues did not drain in time."""
     try:
-        play()
+        result = play()
     except DrainTimeout:
         print(f"\n{_final_state(runtime)}")
         raise
     print(f"\n{_final_state(runtime)}")
-    return 0
+    return result
 
 
 def _final_state(runtime: LocalRuntime, title: str = "Final state") -> str:
@@ -216,9 +222,10 @@ def _printer() -> Callable[[Activity], None]:
 
 
 def _read_json(path: Path) -> object:
+    """The event with its relative times ({"$time": "-5m"}) resolved against now, as the tests load it."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
+        return resolve_times(json.loads(path.read_text()), now_ms(), where=str(path))
+    except (OSError, ValueError) as error:  # a RelativeTimeError is a ValueError
         raise LocalRuntimeError(f"Cannot read the event {path}: {error}") from None
 
 

@@ -52,6 +52,7 @@ class AsyncInvoked:
     attempt: int = 1
     retry_pending: bool = False
     sent_to: str | None = None  # "OnFailure sqs <arn>", "dead-letter sns <arn>", ...
+    event: Any = None  # the event it was invoked with
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ class AsyncInvocations:
             sent_to = self._send("OnFailure", settings.on_failure, _record(pending, invocation, "RetriesExhausted"))
         elif invocation.error is not None and settings.dead_letter is not None:
             sent_to = self._send_to_dead_letter(settings.dead_letter, pending, invocation)
-        self._observer(AsyncInvoked(pending.source, invocation, pending.attempt, retry, sent_to))
+        self._observer(AsyncInvoked(pending.source, invocation, pending.attempt, retry, sent_to, pending.event))
 
     def _send(self, when: str, destination: Destination, record: dict[str, Any]) -> str:
         body = json.dumps(record)

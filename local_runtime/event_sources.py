@@ -360,3 +360,34 @@ def queue_state(sqs: Any, queue_url: str) -> QueueState:
         delayed=int(attributes["ApproximateNumberOfMessagesDelayed"]),
         visibility_timeout_s=int(attributes["VisibilityTimeout"]),
     )
+
+
+def peek_messages(sqs: Any, queue_url: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The messages of a queue (up to `limit`) without consuming them: received, then made visible again at once."""
+    messages: list[dict[str, Any]] = []
+    while limit is None or len(messages) < limit:
+        received = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=_SQS_MAX_MESSAGES, MessageAttributeNames=["All"], VisibilityTimeout=30
+        ).get("Messages", [])
+        if not received:
+            break
+        messages += received
+    for start in range(0, len(messages), _SQS_MAX_MESSAGES):
+        entries = [
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+            for index, message in enumerate(messages[start : start + _SQS_MAX_MESSAGES])
+        ]
+        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+    return messages
+
+
+def dead_letter_sources(cloud: EmbeddedAws) -> dict[str, list[str]]:
+    """Per queue that is another's dead-letter queue (RedrivePolicy), the queues whose messages SQS moves there."""
+    sources: dict[str, list[str]] = {}
+    for resource in cloud.created:
+        target = resource.properties.get("RedrivePolicy", {}).get("deadLetterTargetArn", {})
+        arn = cloud.resolver.resolve(target, f"{resource.logical_id}.RedrivePolicy") if target else None
+        for logical_id, physical in cloud.physical.items():
+            if arn and physical.attributes.get("Arn") == arn:
+                sources.setdefault(logical_id, []).append(resource.logical_id)
+    return sources

@@ -360,6 +360,11 @@ class LocalFunctions:
         return self._cloud.resolver.resolve_string(log_group, f"{spec.logical_id}.LoggingConfig.LogGroup")
 
 
+# The machine's clock, when a test moves it with libfaketime (tests/moved_clock.py): a function runs on the
+# clock of the machine it runs on.
+CLOCK_VARIABLES = ("LD_PRELOAD", "FAKETIME", "DONT_FAKE_MONOTONIC")
+
+
 def lambda_environment(
     spec: FunctionSpec,
     variables: Mapping[str, str],
@@ -370,8 +375,9 @@ def lambda_environment(
     runtime_dir: Path,
 ) -> dict[str, str]:
     """The environment Lambda gives the function, pointed at the embedded AWS. Nothing is inherited from this
-    process: its AWS credentials, profile or region must never reach a function. A service endpoint the template
-    sets (resolved all the same, so that a bad reference fails) is the embedded AWS too."""
+    process but a moved clock (CLOCK_VARIABLES): its AWS credentials, profile or region must never reach a
+    function. A service endpoint the template sets (resolved all the same, so that a bad reference fails) is
+    the embedded AWS too."""
     assert spec.handler is not None and spec.code_dir is not None and spec.runtime is not None
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -397,4 +403,5 @@ def lambda_environment(
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
+        **{name: os.environ[name] for name in CLOCK_VARIABLES if name in os.environ},
     }

@@ -25,7 +25,7 @@ from local_runtime.activity import (
 from local_runtime.cloud import (
     BUCKET, DELIVERY_STREAM, IOT_POLICY, MITIGATION_ACTION, PARAMETER, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC,
 )  # fmt: skip
-from local_runtime.event_sources import queue_state
+from local_runtime.event_sources import dead_letter_sources, peek_messages, queue_state
 from local_runtime.functions import SERVICE_ENDPOINT_PREFIX, Invocation
 from local_runtime.runtime import LocalRuntime
 
@@ -236,7 +236,7 @@ def queues_report(runtime: LocalRuntime) -> str:
     queue themselves (dead letters, rule errors)."""
     sqs = runtime.cloud.client("sqs")
     consumers = {mapping.queue: mapping.function.name for mapping in runtime.event_sources.mappings}
-    dead_letter_sources = _dead_letter_sources(runtime)
+    redrive_sources = dead_letter_sources(runtime.cloud)
     lines = ["Queues: messages visible / in flight / delayed"]
     for resource in runtime.cloud.created:
         if resource.type != QUEUE:
@@ -245,8 +245,8 @@ def queues_report(runtime: LocalRuntime) -> str:
         state = queue_state(sqs, url)
         if resource.logical_id in consumers:
             role = f"consumed by {consumers[resource.logical_id]}"
-        elif resource.logical_id in dead_letter_sources:
-            role = f"dead-letter queue of {', '.join(dead_letter_sources[resource.logical_id])}"
+        elif resource.logical_id in redrive_sources:
+            role = f"dead-letter queue of {', '.join(redrive_sources[resource.logical_id])}"
         else:
             role = "no consumer"
         lines.append(f"  {resource.logical_id:<42} {state.visible} / {state.in_flight} / {state.delayed}   {role}")
@@ -256,35 +256,9 @@ def queues_report(runtime: LocalRuntime) -> str:
     return "\n".join(lines)
 
 
-def _dead_letter_sources(runtime: LocalRuntime) -> dict[str, list[str]]:
-    sources: dict[str, list[str]] = {}
-    for resource in runtime.cloud.created:
-        target = resource.properties.get("RedrivePolicy", {}).get("deadLetterTargetArn", {})
-        arn = runtime.cloud.resolver.resolve(target, f"{resource.logical_id}.RedrivePolicy") if target else None
-        for logical_id, physical in runtime.cloud.physical.items():
-            if arn and physical.attributes.get("Arn") == arn:
-                sources.setdefault(logical_id, []).append(resource.logical_id)
-    return sources
-
-
 def _peek(sqs: Any, url: str) -> list[str]:
-    """The messages of a queue without consuming them: received, then made visible again at once."""
-    messages: list[dict[str, Any]] = []
-    while len(messages) < MAX_MESSAGES_SHOWN:
-        received = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=30
-        ).get("Messages", [])
-        if not received:
-            break
-        messages += received
-    for start in range(0, len(messages), 10):
-        entries = [
-            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
-            for index, message in enumerate(messages[start : start + 10])
-        ]
-        sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
     lines = []
-    for number, message in enumerate(messages, 1):
+    for number, message in enumerate(peek_messages(sqs, url, MAX_MESSAGES_SHOWN), 1):
         lines.append(f"message {number}: {message['Body']}")
         for name, value in sorted(message.get("MessageAttributes", {}).items()):
             lines.append(f"    {name}: {value.get('StringValue', value.get('BinaryValue'))}")

@@ -25,15 +25,20 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
+def session_build_dir(name: str) -> Path:
+    """A folder under build/ for what a test session synthesizes: there, not in a temporary folder, the
+    dependency layer (pip) is built once, not per run. Each pytest-xdist worker has its own, as they synthesize
+    at the same time."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return ROOT / "build" / (f"{name}.{worker}" if worker else name)
+
+
 @pytest.fixture(scope="session")
 def cloud_assembly() -> Path:
-    """The app as `cdk synth` writes it, with the cdk-nag checks on (an unacknowledged finding fails here).
-
-    It goes to build/, not a temporary folder, so that the dependency layer (pip) is built once, not per run.
-    """
+    """The app as `cdk synth` writes it, with the cdk-nag checks on (an unacknowledged finding fails here)."""
     from app import build_app
 
-    outdir = ROOT / "build" / "test.cdk.out"
+    outdir = session_build_dir("test.cdk.out")
     build_app(outdir=str(outdir)).synth()
     return outdir
 
@@ -62,6 +67,6 @@ def authorizer_assembly(authorizer_keys: Path) -> Path:
     """The app with its custom authorizer enabled (token signing on), synthesized as cloud_assembly is."""
     from app import build_app
 
-    outdir = ROOT / "build" / "test.cdk.out.authorizer"
+    outdir = session_build_dir("test.cdk.out.authorizer")
     build_app(context=authorizer_context(authorizer_keys), outdir=str(outdir)).synth()
     return outdir

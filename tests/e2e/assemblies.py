@@ -111,6 +111,14 @@ def receive(runtime: LocalRuntime, queue_id: str) -> list[dict[str, Any]]:
     return sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get("Messages", [])
 
 
+def printed_table(out: str, logical_id_prefix: str) -> list[dict[str, str]]:
+    """A table as the command line prints it (local_runtime.report.tables_report): rows of column -> cell."""
+    [block] = [block for block in out.split("\n\n") if block.startswith(f"Table {logical_id_prefix}")]
+    _, header, _, *rows = block.splitlines()
+    columns = [cell.strip() for cell in header.split("|")]
+    return [dict(zip(columns, (cell.strip() for cell in row.split("|")))) for row in rows]
+
+
 def assert_nothing_left_running(worker_pids: list[int], port: int) -> None:
     """No worker process of the run exists any more, and nothing listens on the embedded AWS's port."""
     assert worker_pids, "the run started no worker: nothing was checked"

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from events import now_ms
 from local_runtime.__main__ import main
 from tests.conftest import ROOT
-from tests.e2e.assemblies import python_function, queue, sqs_action, topic_rule, write_assembly
+from tests.e2e.assemblies import printed_table, python_function, queue, sqs_action, topic_rule, write_assembly
 
 CONNECTED = ROOT / "events" / "track_presence" / "connected.json"
+SOIL_READING = ROOT / "events" / "ingest_telemetry" / "soil_valid.json"
+FLEET_MORNING = ROOT / "events" / "scenarios" / "fleet_morning.json"
 Capture = pytest.CaptureFixture[str]
 
 
@@ -30,6 +33,36 @@ def test_invoke_prints_the_logs_the_result_and_the_connectivity_row(cloud_assemb
     row = next(line for line in connectivity.splitlines() if "sensor-0042" in line)
     assert "true" in row and "203.0.113.17" in row and "1795420800000" in row and "a4666d2a…cb7967" in row
     assert "invoke took" in out
+
+
+def test_invoke_resolves_the_samples_relative_times_against_now(cloud_assembly: Path, capsys: Capture) -> None:
+    before = now_ms()
+    code = main(["invoke", "ingest_telemetry", "--event", str(SOIL_READING), "--assembly", str(cloud_assembly)])
+    out = capsys.readouterr().out
+    assert code == 0
+    result = json.loads(out.partition("--- result ---")[2].partition("Table ")[0])
+    assert result == {"result": "ReadingsStored", "breaches": []}  # a ts in the notation would be refused
+    [latest] = printed_table(out, "TelemetryLatest")
+    assert before - 5 * 60_000 <= int(latest["ts"]) <= now_ms() - 5 * 60_000  # the sample's reading is 5 minutes old
+
+
+def test_a_scenario_exits_1_naming_each_message_not_accepted_or_rejected_as_it_expects(
+    cloud_assembly: Path, tmp_path: Path, capsys: Capture
+) -> None:
+    steps = json.loads(FLEET_MORNING.read_text())
+    [malformed] = [step for step in steps if "soil-sensor-04" in step.get("publish", {}).get("topic", "")]
+    [reading] = [step for step in steps if step.get("publish", {}).get("topic") == "dt/fleet/soil-sensor-02/soil"]
+    del malformed["expect"]  # a rejection the scenario does not expect
+    reading["expect"] = {"rejected": "moisture must be"}  # an expected rejection that does not happen
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps([malformed, reading]))
+    code = main(["scenario", str(scenario), "--assembly", str(cloud_assembly)])
+    out = capsys.readouterr().out.partition("Outcome of each message")[2]
+    assert code == 1
+    assert "[1] REJECTED, expected to be accepted: $aws/events/presence/connected/soil-sensor-04" in out
+    assert "timestamp must be a whole number >= 0 (PresenceDeadLetters" in out
+    assert "[2] ACCEPTED, expected to be rejected for 'moisture must be': dt/fleet/soil-sensor-02/soil" in out
+    assert "2 messages: 1 accepted, 1 rejected; 2 NOT as expected" in out
 
 
 def test_invoke_exits_1_and_prints_the_error_when_the_function_raises(tmp_path: Path, capsys: Capture) -> None:

@@ -13,15 +13,17 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
+from events import now_ms
 from local_runtime import LocalRuntime
 from local_runtime.activity import RuleFired
-from local_runtime.scenario import load_scenario, run_scenario
+from local_runtime.scenario import Played, load_scenario, run_scenario
 from tests.conftest import ROOT
 from tests.e2e.assemblies import assert_nothing_left_running, receive
 
 SCENARIO = ROOT / "events" / "scenarios" / "fleet_morning.json"
-T = 1795503600000  # 07:00:00 on the scenario's morning, in ms
 SECOND, MINUTE = 1000, 60_000
+PLAYED_AT = now_ms()  # the moment the scenario's relative times count from
+T = PLAYED_AT - 70 * MINUTE  # the devices come online
 SESSIONS = {
     "gateway": "5b2e7c91d04f4a6e8a3c1f0b9d7e6a52",
     "sensor-01 first": "61f0c3a8e2b94d7f9c5a0e1b3d8f6a24",
@@ -38,7 +40,8 @@ _deserialize = TypeDeserializer().deserialize
 class Outcome:
     """What the scenario left: every table's items, the messages of the dead-letter queues, the work queues."""
 
-    def __init__(self, runtime: LocalRuntime) -> None:
+    def __init__(self, runtime: LocalRuntime, played: Played) -> None:
+        self.played = played
         dynamodb = runtime.cloud.client("dynamodb")
         tables = [resource.logical_id for resource in runtime.cloud.created if resource.type == "AWS::DynamoDB::Table"]
         queues = [resource.logical_id for resource in runtime.cloud.created if resource.type == "AWS::SQS::Queue"]
@@ -69,8 +72,8 @@ class Outcome:
 @pytest.fixture(scope="module")
 def outcome(cloud_assembly: Path) -> Outcome:
     with LocalRuntime(cloud_assembly, drain_timeout_s=30) as runtime:
-        run_scenario(runtime, load_scenario(SCENARIO), announce=lambda line: None)
-        return Outcome(runtime)
+        played = run_scenario(runtime, load_scenario(SCENARIO, at_ms=PLAYED_AT), announce=lambda line: None)
+        return Outcome(runtime, played)
 
 
 def by(items: list[dict[str, Any]], *keys: str) -> dict[tuple[str, ...], dict[str, Any]]:
@@ -177,7 +180,7 @@ def test_the_malformed_event_is_in_the_presence_dead_letter_queue_with_its_reaso
 
 def test_the_sensors_readings_are_stored_once_and_the_dry_soil_gets_an_alert_and_a_command(outcome: Outcome) -> None:
     latest = {key: row["ts"] for key, row in by(outcome.table("TelemetryLatest"), "thingName", "kind").items()}
-    reported = 1795507200000  # 08:00
+    reported = PLAYED_AT - 10 * MINUTE
     assert latest == {
         ("soil-sensor-01", "soil"): reported, ("soil-sensor-01", "power"): reported + SECOND,
         ("greenhouse-gw-01", "environment"): reported + 2 * SECOND, ("soil-sensor-02", "soil"): reported + 3 * SECOND,
@@ -189,6 +192,19 @@ def test_the_sensors_readings_are_stored_once_and_the_dry_soil_gets_an_alert_and
     [rejected] = outcome.queue("TelemetryDeadLetters")
     assert json.loads(rejected["Body"])["thingName"] == "greenhouse-gw-01"
     assert rejected["MessageAttributes"]["rejectionReason"]["StringValue"] == "humidity must be a number"
+
+
+def test_every_message_is_accepted_but_the_bad_inputs_the_scenario_expects_rejected(outcome: Outcome) -> None:
+    played = outcome.played
+    rejected = {o.step.topic: [reason.partition("Queue")[0] for reason in o.rejections] for o in played.outcomes if o.rejections}
+    assert rejected == {
+        "$aws/events/presence/connected/soil-sensor-04": ["timestamp must be a whole number >= 0 (PresenceDeadLetters"],
+        "dt/fleet/greenhouse-gw-01/environment": ["humidity must be a number (TelemetryDeadLetters"],
+    }
+    assert [o.number for o in played.outcomes if o.rejections] == [
+        o.number for o in played.outcomes if o.step.expected_rejection
+    ]
+    assert played.passed and played.unaccounted == ()
 
 
 def test_the_work_queues_are_empty(outcome: Outcome) -> None:
@@ -217,6 +233,8 @@ def test_the_command_line_plays_the_scenario_and_leaves_nothing_behind(cloud_ass
     assert "[41] drain" in out and "Final state" in out
     assert "WARNING Rejected a malformed event to the dead-letter queue" in out
     assert "rejectionReason: timestamp must be a whole number >= 0" in out
+    messages = sum("publish" in step for step in json.loads(SCENARIO.read_text()))
+    assert f"{messages} messages: {messages - 2} accepted, 2 rejected; all as expected" in out
     took = re.search(r"scenario took (\d+\.\d) s", out)
     assert took is not None and float(took.group(1)) < 60  # the README's main command: under a minute
     # Nothing of the run is left: no process with its endpoint in its environment, nothing on its port.

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-from events import event_path, load_event
+from events import RUN_AT_MS, event_path, load_event
 from local_runtime import LocalRuntime
 from local_runtime.activity import AsyncInvoked, RuleFired
 from local_runtime.iot_sql import MessageContext, parse_rule_sql
@@ -27,7 +27,8 @@ _deserialize = TypeDeserializer().deserialize
 
 
 def published(sample: str) -> list[Publish]:
-    steps = load_scenario(event_path(f"ingest_telemetry/published/{sample}"))
+    """The device's messages, their times resolved as the function samples' are (load_event)."""
+    steps = load_scenario(event_path(f"ingest_telemetry/published/{sample}"), at_ms=RUN_AT_MS)
     assert steps and all(isinstance(step, Publish) for step in steps)
     return steps  # type: ignore[return-value]
 

@@ -42,7 +42,7 @@ def test_a_reading_parses_into_its_kinds_typed_model():
     telemetry = parse_telemetry(SOIL)
     assert type(telemetry.reading).__name__ == "Soil"
     assert telemetry.reading._asdict() == {"moisture": 34.0, "temperature": 16.2}
-    assert telemetry.identity == "soil-sensor-01/soil/1795507200000"
+    assert telemetry.identity == f"soil-sensor-01/soil/{SOIL['ts']}"
 
 
 def test_the_physical_range_ends_are_valid_readings():
