@@ -16,7 +16,7 @@ export AWS_EC2_METADATA_DISABLED := true
 STAGE ?=
 STAGE_CONTEXT := $(if $(STAGE),-c deviceBackend.stage=$(STAGE))
 
-.PHONY: install synth deploy run test test-clock-ahead bench authorize-demo clean
+.PHONY: install synth deploy run serve test test-clock-ahead bench authorize-demo clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -37,6 +37,11 @@ deploy: install
 
 run: synth
 	$(PY) -m local_runtime scenario events/scenarios/fleet_morning.json
+
+# The app with a device endpoint on loopback (MQTT over TLS: certificates on 8883, custom auth on 8443; WebSocket
+# on 8444) until Ctrl-C; see README, "Devices on the local endpoint".
+serve: synth
+	$(PY) -m local_runtime serve
 
 # The suite on two workers (pytest-xdist), a test file per worker at a time; ARGS narrows or adds to it
 # (make test-clock-ahead ARGS=tests/e2e).

@@ -6,6 +6,7 @@
     scenario <file>                        a scenario (events/scenarios/), then the tables and queues
     show                                   what the runtime makes of the app: resources, event sources, rules
     authorize <authorizer> ...             a device connecting through a custom authorizer, as IoT decides it
+    serve                                  a device endpoint on loopback: real MQTT devices drive the app
 
 Every command takes --assembly (default cdk.out, which `make synth` writes) and --stack when the assembly
 has several stacks. Exit status: 0 done; 1 the invoked function failed (or `authorize` denied, or a scenario's
@@ -106,6 +107,20 @@ def _parser() -> argparse.ArgumentParser:
     connect.add_argument("--header", action="append", default=[], metavar="NAME=VALUE", help="HTTP header (repeatable)")
     connect.add_argument("--query", default="", help="HTTP query string")
     connect.set_defaults(run=_authorize)
+
+    serve = commands.add_parser(
+        "serve", parents=[common], help="serve devices: MQTT over TLS (certificates, custom auth) and WebSocket"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)")
+    serve.add_argument("--mtls-port", type=int, default=8883, help="MQTT with client certificates (%(default)s)")
+    serve.add_argument("--custom-auth-port", type=int, default=8443, help="MQTT with custom auth (%(default)s)")
+    serve.add_argument("--websocket-port", type=int, default=8444, help="MQTT over WebSocket, custom auth (%(default)s)")
+    serve.add_argument(
+        "--folder", type=Path, default=Path(".local_runtime/endpoint"), help="where the endpoint keeps its CA and "
+        "server certificate (default: %(default)s)"
+    )
+    serve.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C or SIGTERM)")
+    serve.set_defaults(run=_serve)
     return parser
 
 
@@ -191,6 +206,32 @@ def _authorize(args: argparse.Namespace) -> int:
             print(json.dumps(invocation.error.as_json() if invocation.error else invocation.result, indent=2))
     print(f"{'ALLOWED' if decision.allowed else 'DENIED'}: {decision.reason}")
     return 0 if decision.allowed else EXIT_FUNCTION_FAILED
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from local_runtime.device_endpoint import DeviceEndpoint  # loads the broker only for this command
+
+    with _event_flow_runtime(args) as runtime:
+        print(startup_summary(runtime, with_event_flow=True))
+        endpoint = DeviceEndpoint(
+            runtime,
+            args.folder,
+            host=args.host,
+            mtls_port=args.mtls_port,
+            custom_auth_port=args.custom_auth_port,
+            websocket_port=args.websocket_port,
+        )
+        with endpoint:
+            print(f"\n{endpoint.summary()}", flush=True)
+            try:
+                if args.seconds is None:
+                    while True:
+                        time.sleep(3600)
+                time.sleep(args.seconds)
+            except KeyboardInterrupt:
+                print("\nstopping: every device is disconnected (SERVER_INITIATED_DISCONNECT)")
+        print(f"\n{_final_state(runtime)}")
+    return 0
 
 
 def _event_flow_runtime(args: argparse.Namespace) -> LocalRuntime:

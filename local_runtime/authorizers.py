@@ -30,6 +30,7 @@ from local_runtime.event_sources import invoke_denied
 from local_runtime.functions import Invocation, LocalFunction, LocalFunctions
 
 SIGNATURE_HEADER = "x-amz-customauthorizer-signature"
+AUTHORIZER_NAME_PARAMETER = "x-amz-customauthorizer-name"
 _PRINCIPAL_ID = re.compile(r"[a-zA-Z0-9]{1,128}")
 _PROPERTIES = {
     "AuthorizerFunctionArn", "AuthorizerName", "Status", "TokenKeyName", "TokenSigningPublicKeys", "SigningDisabled",
@@ -61,6 +62,7 @@ class Connection:
     headers: dict[str, str] = field(default_factory=dict)
     query_string: str = ""
     server_name: str = "example-ats.iot.eu-west-1.amazonaws.com"
+    connection_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # the same for a connection's refreshes
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def authorize(authorizer: Authorizer, connection: Connection) -> Decision:
         "signatureVerified": False,
         "protocols": ["tls", "mqtt"] if connection.protocol == "mqtt" else ["tls", "http"],
         "protocolData": {"tls": {"serverName": connection.server_name}},
-        "connectionMetadata": {"id": str(uuid.uuid4())},
+        "connectionMetadata": {"id": connection.connection_id},
     }
     if connection.protocol == "mqtt":
         mqtt: dict[str, Any] = {"clientId": connection.client_id}
@@ -178,6 +180,11 @@ def _parameter(connection: Connection, wanted: str) -> str | None:
         if name == wanted:
             return unquote(value)
     return None
+
+
+def requested_authorizer(connection: Connection) -> str | None:
+    """The authorizer a connection names (header, query string or MQTT username), or None for the default."""
+    return _parameter(connection, AUTHORIZER_NAME_PARAMETER)
 
 
 def _token(authorizer: Authorizer, connection: Connection) -> str | None:

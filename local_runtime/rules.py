@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from local_runtime.activity import ActionOutcome, Observer, RuleFired
 from local_runtime.assembly import Resource, Stack
@@ -108,6 +108,8 @@ class RulesEngine:
         self._async_invocations = async_invocations
         self._delivery_streams = delivery_streams
         self._observer = observer
+        # Where the messages IoT's broker sends to subscribed devices go (the device endpoint), when it runs.
+        self.deliver: Callable[[str, bytes], None] | None = None
 
     # The services the actions use (rule_actions.Services).
     def client(self, service: str) -> Any:
@@ -120,14 +122,23 @@ class RulesEngine:
         self._delivery_streams.put(stream, records)
 
     def publish(
-        self, topic: str, payload: bytes, client_id: str = NO_CLIENT, principal: str | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        client_id: str = NO_CLIENT,
+        principal: str | None = None,
+        *,
+        delivered: bool = False,
     ) -> list[RuleFired]:
         """Runs every enabled rule whose topic filter matches `topic`, in template order, then the rules on
-        what those rules republished."""
+        what those rules republished; each message also goes to the subscribed devices (`deliver`), but for
+        one the device broker `delivered` itself."""
         fired: list[RuleFired] = []
         waiting = deque([(topic, payload, client_id, principal, 0)])
         while waiting:
             topic, payload, client_id, principal, hops = waiting.popleft()
+            if self.deliver is not None and (hops or not delivered):
+                self.deliver(topic, payload)
             if hops > MAX_REPUBLISH_HOPS:
                 raise LocalRuntimeError(
                     f"Republished {MAX_REPUBLISH_HOPS} times in a chain, last to {topic}: a republish loop "

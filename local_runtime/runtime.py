@@ -117,10 +117,17 @@ class LocalRuntime:
         return self.functions.get(function).invoke(event)
 
     def publish(
-        self, topic: str, payload: bytes, client_id: str = NO_CLIENT, principal: str | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        client_id: str = NO_CLIENT,
+        principal: str | None = None,
+        *,
+        delivered: bool = False,
     ) -> list[RuleFired]:
-        """Runs the rules on one message; the functions run when the event sources poll (`drain`, `run_for`)."""
-        return self.start_event_flow().publish(topic, payload, client_id, principal)
+        """Runs the rules on one message; the functions run when the event sources poll (`drain`, `run_for`).
+        `delivered`: the device endpoint's broker has sent it to the subscribed devices already."""
+        return self.start_event_flow().publish(topic, payload, client_id, principal, delivered=delivered)
 
     @property
     def authorizers(self) -> dict[str, Authorizer]:

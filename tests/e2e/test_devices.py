@@ -1,0 +1,243 @@
+"""Real devices against the local device endpoint: paho-mqtt and the AWS IoT Device SDK v2, over TLS on
+loopback, drive the synthesized app (its CA registered for JITR, its custom authorizer on) as they would drive
+IoT Core: a new device is registered and activated by JITR, reconnects, publishes a reading and receives the
+threshold command; a token device connects through the authorizer and is disconnected outside its policy;
+presence follows the sessions, takeovers included. Every endpoint a test starts, the test stops."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+import paho.mqtt.client as mqtt
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from device_pki.authority import CertificateAuthority
+from device_tokens import mint
+from local_runtime import LocalRuntime
+from local_runtime.device_endpoint import DeviceEndpoint
+from tests.conftest import authorizer_context, session_build_dir
+from tests.e2e.assemblies import trust_bucket
+
+AUTHORIZER = "iot_backend_devices"
+WAIT_S = 60
+
+
+@pytest.fixture(scope="module")
+def device_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[CertificateAuthority, Path]:
+    folder = tmp_path_factory.mktemp("device-ca")
+    authority = CertificateAuthority.create("Greenhouse Factory CA")
+    authority.save(folder)
+    return authority, folder
+
+
+@pytest.fixture(scope="module")
+def device_assembly(device_ca: tuple[CertificateAuthority, Path], authorizer_keys: Path) -> Path:
+    """The app with its custom authorizer on and the test's CA registered for JITR."""
+    from app import build_app
+
+    _, folder = device_ca
+    context = {
+        **authorizer_context(authorizer_keys),
+        "deviceBackend.onboarding.certificateAuthorities": [
+            {"name": "Factory", "certificate": str(folder / "ca.pem"), "verificationCertificate": None, "mode": "JITR"}
+        ],
+    }
+    outdir = session_build_dir("test.cdk.out.devices")
+    build_app(context=context, outdir=str(outdir)).synth()
+    return outdir
+
+
+@contextmanager
+def serving(assembly: Path, folder: Path, **options: Any) -> Iterator[DeviceEndpoint]:
+    with LocalRuntime(assembly) as runtime, DeviceEndpoint(runtime, folder, **options) as endpoint:
+        yield endpoint
+
+
+@dataclass
+class Device:
+    """A paho-mqtt client with what it went through recorded."""
+
+    client: mqtt.Client
+    connects: list[Any] = field(default_factory=list)
+    disconnects: list[Any] = field(default_factory=list)
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def connected(self) -> bool:
+        return self.client.is_connected()
+
+
+def paho_device(client_id: str, endpoint: DeviceEndpoint, **tls: Any) -> Device:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client.tls_set(ca_certs=str(endpoint.ca_file), **tls)
+    device = Device(client)
+    client.on_connect = lambda _c, _u, _f, reason, _p: device.connects.append(reason)
+    client.on_disconnect = lambda _c, _u, _f, reason, _p: device.disconnects.append(reason)
+    client.on_message = lambda _c, _u, message: device.messages.append((message.topic, message.payload))
+    return device
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def presence(endpoint: DeviceEndpoint) -> dict[str, dict[str, Any]]:
+    """The app's Connectivity table by client ID, once everything handed to the runtime has run."""
+
+    def read(runtime: LocalRuntime) -> dict[str, dict[str, Any]]:
+        runtime.drain()
+        [logical_id] = [
+            r.logical_id for r in runtime.cloud.created if r.type == "AWS::DynamoDB::Table" and "Connectivity" in r.logical_id
+        ]
+        items = runtime.cloud.client("dynamodb").scan(TableName=runtime.cloud.physical[logical_id].ref)["Items"]
+        rows = [{k: TypeDeserializer().deserialize(v) for k, v in item.items()} for item in items]
+        return {row["clientId"]: row for row in rows}
+
+    return endpoint.call(read)
+
+
+def certificate_status(endpoint: DeviceEndpoint, pem: str) -> str | None:
+    iot = endpoint.runtime.cloud.client("iot")
+    for certificate in iot.list_certificates()["certificates"]:
+        described = iot.describe_certificate(certificateId=certificate["certificateId"])["certificateDescription"]
+        if described["certificatePem"].strip() == pem.strip():
+            return str(described["status"])
+    return None
+
+
+def test_a_new_device_is_activated_by_jitr_reconnects_publishes_and_receives_its_threshold_command(
+    device_assembly: Path, device_ca: tuple[CertificateAuthority, Path], tmp_path: Path
+) -> None:
+    authority, _ = device_ca
+    issued = authority.issue_device("soil-sensor-77")
+    certificate, key = issued.save(tmp_path / "device", "soil-sensor-77")
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        iot, s3 = endpoint.runtime.cloud.client("iot"), endpoint.runtime.cloud.client("s3")
+        [ca] = iot.list_ca_certificates()["certificates"]
+        s3.put_object(Bucket=trust_bucket(endpoint.runtime), Key=f"crl/{ca['certificateId']}.crl", Body=authority.crl())
+        device = paho_device("soil-sensor-77", endpoint, certfile=str(certificate), keyfile=str(key))
+        port = endpoint.ports["mtls"]
+
+        # First connection: IoT registers the certificate PENDING_ACTIVATION and closes the connection.
+        device.client.connect("localhost", port)
+        device.client.loop_start()
+        try:
+            wait_for(lambda: device.disconnects, "the first connection to be closed")
+            assert not device.connects
+            wait_for(lambda: certificate_status(endpoint, issued.certificate_pem) == "ACTIVE", "JITR's activation")
+
+            device.client.reconnect()
+            wait_for(lambda: device.connected, "the reconnect")
+            device.client.subscribe("cmd/fleet/soil-sensor-77/#", qos=1)
+            wait_for(lambda: "soil-sensor-77" in presence(endpoint), "presence")
+            reading = {"ts": int(time.time() * 1000), "moisture": 12.5, "temperature": 18.0}
+            device.client.publish("dt/fleet/soil-sensor-77/soil", json.dumps(reading), qos=1).wait_for_publish(10)
+            topic, payload = wait_for(lambda: device.messages, "the threshold command")[0]
+            assert topic == "cmd/fleet/soil-sensor-77/threshold"
+            assert json.loads(payload)
+            connected = presence(endpoint)["soil-sensor-77"]
+            device.client.disconnect()
+            wait_for(lambda: not endpoint.connected_clients(), "the disconnect")
+        finally:
+            device.client.loop_stop()
+        after = presence(endpoint)["soil-sensor-77"]
+        connectivity = endpoint.thing_connectivity("soil-sensor-77")
+    assert connected["connected"] is True
+    assert after["connected"] is False and connectivity["connected"] is False
+    assert connectivity["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
+
+
+def test_a_certificate_of_an_unknown_ca_is_refused_at_the_handshake(
+    device_assembly: Path, tmp_path: Path
+) -> None:
+    stranger = CertificateAuthority.create("Somebody Else's CA").issue_device("soil-sensor-78")
+    certificate, key = stranger.save(tmp_path / "device", "soil-sensor-78")
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        device = paho_device("soil-sensor-78", endpoint, certfile=str(certificate), keyfile=str(key))
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            device.client.connect("localhost", endpoint.ports["mtls"])
+            device.client.loop_start()
+            wait_for(lambda: device.disconnects, "the refusal", timeout_s=10)
+            raise ConnectionError("closed after the handshake")
+        device.client.loop_stop()
+        registered = endpoint.runtime.cloud.client("iot").list_certificates()["certificates"]
+    assert registered == []
+
+
+def token_username(client_id: str, token: str, signature: str) -> str:
+    return (
+        f"{client_id}?x-amz-customauthorizer-name={AUTHORIZER}"
+        f"&x-amz-customauthorizer-signature={quote(signature, safe='')}&x-device-token={token}"
+    )
+
+
+def test_a_token_device_connects_through_the_authorizer_and_is_disconnected_outside_its_policy(
+    device_assembly: Path, authorizer_keys: Path, tmp_path: Path
+) -> None:
+    minted = mint(authorizer_keys, "sensor-1", ttl_seconds=3600)
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        device = paho_device("sensor-1", endpoint)
+        device.client.username_pw_set(token_username("sensor-1", minted.token, minted.signature), minted.token)
+        device.client.connect("localhost", endpoint.ports["custom_auth"])
+        device.client.loop_start()
+        try:
+            wait_for(lambda: device.connected, "the connection")
+            device.client.publish("dt/fleet/sensor-1/soil", json.dumps({"ts": int(time.time() * 1000), "moisture": 40.0, "temperature": 20.0}), qos=1).wait_for_publish(10)
+            assert device.connected
+            device.client.publish("dt/fleet/sensor-2/soil", b"{}", qos=1)
+            wait_for(lambda: device.disconnects, "the disconnect for the denied publish")
+        finally:
+            device.client.loop_stop()
+        wait_for(lambda: not endpoint.connected_clients(), "the endpoint to see it")
+        row = presence(endpoint)["sensor-1"]
+        connectivity = endpoint.thing_connectivity("sensor-1")
+        refusals = list(endpoint.refusals)
+    assert row["connected"] is False
+    assert connectivity["disconnectReason"] == "AUTH_ERROR"
+    assert any("dt/fleet/sensor-2/soil" in why for client_id, why in refusals if client_id == "sensor-1")
+
+
+def test_a_second_connection_with_the_same_client_id_takes_over_and_presence_follows(
+    device_assembly: Path, authorizer_keys: Path, tmp_path: Path
+) -> None:
+    minted = mint(authorizer_keys, "sensor-5", ttl_seconds=3600)
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        first, second = paho_device("sensor-5", endpoint), paho_device("sensor-5", endpoint)
+        for device in (first, second):
+            device.client.username_pw_set(token_username("sensor-5", minted.token, minted.signature), minted.token)
+            device.client.reconnect_delay_set(60, 120)  # the old unit must not fight back
+        first.client.connect("localhost", endpoint.ports["custom_auth"])
+        first.client.loop_start()
+        try:
+            wait_for(lambda: first.connected, "the first connection")
+            first_session = wait_for(lambda: presence(endpoint).get("sensor-5"), "presence of the first")
+            second.client.connect("localhost", endpoint.ports["custom_auth"])
+            second.client.loop_start()
+            wait_for(lambda: second.connected and first.disconnects, "the takeover")
+            taken_over = presence(endpoint)["sensor-5"]
+            second.client.disconnect()
+            wait_for(lambda: not endpoint.connected_clients(), "the disconnect")
+        finally:
+            first.client.loop_stop()
+            second.client.loop_stop()
+        final = presence(endpoint)["sensor-5"]
+    assert first_session["connected"] is True and taken_over["connected"] is True
+    assert taken_over["sessionIdentifier"] != first_session["sessionIdentifier"]
+    assert final["connected"] is False
