@@ -298,7 +298,7 @@ def _glob(parts: tuple[tuple[str, str], ...], *, ignore_case: bool = False, arn:
     """A regex for resolved parts: `*` and `?` are wildcards in WILDCARD text only. In an ARN pattern (one with
     the ARN's five colons), a wildcard before the fifth colon stays within its component, as IAM matches
     ARNs component by component; the resource part may hold anything, colons included."""
-    arn = arn and sum(text.count(":") for _, text in parts) >= 5
+    arn = arn and sum(text.count(":") for kind, text in parts if kind == _WILDCARD) >= 5
     colons = 0
     regex: list[str] = []
     for kind, text in parts:
@@ -320,13 +320,12 @@ def _glob(parts: tuple[tuple[str, str], ...], *, ignore_case: bool = False, arn:
 
 @dataclass(frozen=True)
 class _Pattern:
-    text: str
-    parts: tuple[tuple[str, str], ...]
+    parts: tuple[tuple[str, str], ...]  # (_WILDCARD | _LITERAL | _NAMED, policy text or variable name)
 
     @staticmethod
     def parse(text: str, variables: bool) -> _Pattern:
         if not variables:
-            return _Pattern(text, ((_WILDCARD, text),))
+            return _Pattern(((_WILDCARD, text),))
         parts: list[tuple[str, str]] = []
         position = 0
         for found in _VARIABLE.finditer(text):
@@ -337,7 +336,7 @@ class _Pattern:
             position = found.end()
         if position < len(text):
             parts.append((_WILDCARD, text[position:]))
-        return _Pattern(text, tuple(parts))
+        return _Pattern(tuple(parts))
 
     @cached_property
     def constant(self) -> bool:
