@@ -8,15 +8,8 @@ from aws_cdk import Stack
 from aws_cdk import aws_iot as iot
 from constructs import Construct
 
+from stacks.device_policy import device_policy_document
 from stacks.platform import Platform
-
-THING = "${iot:Connection.Thing.ThingName}"
-# The topic convention: devices publish data on dt/<app>/<thing>/<kind> and receive commands on
-# cmd/<app>/<thing>/<command>; plus their own shadow.
-DEVICE_TOPICS = {
-    "publish": (f"dt/*/{THING}/*", f"$aws/things/{THING}/shadow/*"),
-    "receive": (f"cmd/*/{THING}/*", f"$aws/things/{THING}/shadow/*"),
-}
 
 
 class DeviceAccess(Construct):
@@ -30,33 +23,7 @@ class DeviceAccess(Construct):
             self,
             "DevicePolicy",
             policy_name=self.policy_name,
-            policy_document={
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        # Only as its own thing, and only with a certificate attached to that thing.
-                        "Effect": "Allow",
-                        "Action": "iot:Connect",
-                        "Resource": f"{base}:client/{THING}",
-                        "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
-                    },
-                    {
-                        "Effect": "Allow",
-                        "Action": "iot:Publish",
-                        "Resource": [f"{base}:topic/{topic}" for topic in DEVICE_TOPICS["publish"]],
-                    },
-                    {
-                        "Effect": "Allow",
-                        "Action": "iot:Subscribe",
-                        "Resource": [f"{base}:topicfilter/{topic}" for topic in DEVICE_TOPICS["receive"]],
-                    },
-                    {
-                        "Effect": "Allow",
-                        "Action": "iot:Receive",
-                        "Resource": [f"{base}:topic/{topic}" for topic in DEVICE_TOPICS["receive"]],
-                    },
-                ],
-            },
+            policy_document=device_policy_document(base),
         )
         self.fleet_group_name = f"{prefix}_fleet"
         self.fleet_group = iot.CfnThingGroup(
