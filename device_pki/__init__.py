@@ -1,5 +1,6 @@
 """A development PKI for AWS IoT device onboarding: a CA, its registration (verification) certificate, device
-certificates whose CN is the thing name, revocation and CRLs, for tests and the local runtime (not production).
+certificates whose CN is the thing name, revocation and CRLs, and a local endpoint's server certificate, for tests
+and the local runtime (not production).
 
     from device_pki import CertificateAuthority
     ca = CertificateAuthority.create(common_name="Example Device CA")

@@ -13,8 +13,10 @@ verification certificate" signed by that CA whose Common Name is the account's r
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -142,7 +144,7 @@ class IssuedCertificate:
 @dataclass
 class _Issued:
     common_name: str
-    kind: Literal["device", "verification"]
+    kind: Literal["device", "verification", "server"]
     not_after: datetime
 
 
@@ -311,7 +313,28 @@ class CertificateAuthority:
         """
         name = _name(registration_code, "registration code")
         now = _now()
-        return self._issue(name, "verification", now, now + timedelta(days=valid_days), None, "ec", client_auth=False)
+        return self._issue(name, "verification", now, now + timedelta(days=valid_days), None, "ec", usage=None)
+
+    def issue_server(
+        self, common_name: str, *, dns_names: Sequence[str] = (), ip_addresses: Sequence[str] = (), valid_days: int = 825
+    ) -> IssuedCertificate:
+        """A TLS server certificate for the given names (subjectAltName, which is what TLS clients check), e.g. a
+        local endpoint's for localhost, 127.0.0.1 and ::1. 825 days: the longest validity clients accept."""
+        if valid_days < 1:
+            raise PkiError(f"valid_days must be at least 1, not {valid_days}")
+        if not dns_names and not ip_addresses:
+            raise PkiError("a server certificate needs at least one DNS name or IP address")
+        try:
+            names = [x509.DNSName(name) for name in dns_names] + [
+                x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses
+            ]
+        except ValueError as error:
+            raise PkiError(f"not a server name: {error}") from None
+        now = _now()
+        return self._issue(
+            _name(common_name, "server name"), "server", now, now + timedelta(days=valid_days), None, "ec",
+            usage=ExtendedKeyUsageOID.SERVER_AUTH, alternative_names=names,
+        )  # fmt: skip
 
     def issue_device(
         self,
@@ -333,18 +356,19 @@ class CertificateAuthority:
             raise PkiError(f"valid_days must be at least 1, not {valid_days}")
         start = _utc(not_before) if not_before else _now()
         end = _utc(not_after) if not_after else start + timedelta(days=valid_days)
-        return self._issue(name, "device", start, end, serial, key_type, client_auth=True)
+        return self._issue(name, "device", start, end, serial, key_type, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
 
     def _issue(
         self,
         subject: x509.Name,
-        kind: Literal["device", "verification"],
+        kind: Literal["device", "verification", "server"],
         not_before: datetime,
         not_after: datetime,
         serial: int | None,
         key_type: KeyType,
         *,
-        client_auth: bool,
+        usage: x509.ObjectIdentifier | None,
+        alternative_names: Sequence[x509.GeneralName] = (),
     ) -> IssuedCertificate:
         if not_after <= not_before:
             raise PkiError(
@@ -384,9 +408,11 @@ class CertificateAuthority:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(self._authority_key_identifier(), critical=False)
         )
-        if client_auth:
-            # The device is the TLS client of AWS IoT's mutual-TLS handshake.
-            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        if usage is not None:
+            # A device is the TLS client of AWS IoT's mutual-TLS handshake; an endpoint, its server.
+            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        if alternative_names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(list(alternative_names)), critical=False)
         certificate = builder.sign(self._key, hashes.SHA256())
         common_name = str(subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
         self._issued[serial] = _Issued(common_name, kind, not_after)

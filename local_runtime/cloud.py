@@ -8,6 +8,9 @@ this machine (encryption at rest, backups, tags...) are listed, not refused; any
 does not know is refused, as it could change behaviour. A `Custom::AWS` resource is created by making its
 call when the embedded AWS answers that call as AWS does (custom_resources.py), else it is skipped.
 
+CA certificates are registered in moto, with the auto-registration moto lacks (device_certificates.py); the
+provisioning templates, which moto lacks, are kept by the runtime (`provisioning_templates`), for JITP.
+
 SQS gets the dead-letter redrive moto lacks (sqs_redrive.py): the source of a message moved to a dead-letter
 queue, and message move tasks.
 
@@ -35,10 +38,11 @@ from moto.core import config as moto_config
 from moto.core.exceptions import JsonRESTError
 from moto.server import ThreadedMotoServer
 
-from local_runtime import sqs_redrive
+from local_runtime import device_certificates, sqs_redrive
 from local_runtime.account import ACCOUNT_ID, CREDENTIALS, REGION
 from local_runtime.assembly import FUNCTION, LAYER, Resource, Stack
 from local_runtime.custom_resources import CUSTOM_AWS, CallMade, answered, make_call
+from local_runtime.device_certificates import ProvisioningTemplate, ProvisioningTemplates
 from local_runtime.device_defender import PERFORMED, DeviceDefender, action_arn, install
 from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.firehose import COMPRESSIONS, DEFAULT_BUFFER_MB, DEFAULT_INTERVAL_S, S3Delivery, compile_prefix
@@ -58,10 +62,14 @@ TOPIC_RULE = "AWS::IoT::TopicRule"
 AUTHORIZER = "AWS::IoT::Authorizer"
 DELIVERY_STREAM = "AWS::KinesisFirehose::DeliveryStream"
 MITIGATION_ACTION = "AWS::IoT::MitigationAction"
+CA_CERTIFICATE = "AWS::IoT::CACertificate"
+PROVISIONING_TEMPLATE = "AWS::IoT::ProvisioningTemplate"
 CREATED_TYPES = (
-    TABLE, QUEUE, TOPIC, SUBSCRIPTION, BUCKET, PARAMETER, THING_GROUP, IOT_POLICY, DELIVERY_STREAM, MITIGATION_ACTION
+    TABLE, QUEUE, TOPIC, SUBSCRIPTION, BUCKET, PARAMETER, THING_GROUP, IOT_POLICY, DELIVERY_STREAM, MITIGATION_ACTION,
+    CA_CERTIFICATE,
 )  # fmt: skip
-NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP, TOPIC_RULE, AUTHORIZER)
+# Provisioning templates are kept by the runtime, not created in moto.
+NAMED_TYPES = (FUNCTION, LAYER, LOG_GROUP, TOPIC_RULE, AUTHORIZER, PROVISIONING_TEMPLATE)
 # Subscriptions whose messages would leave this machine: created, never delivered.
 _UNDELIVERED_PROTOCOLS = {"email", "email-json", "http", "https", "sms", "application", "firehose"}
 
@@ -98,6 +106,12 @@ _NO_LOCAL_EFFECT = {
     "ServiceTimeout": "the embedded AWS answers at once",
     "Update": "no stack updates here",
     "Delete": "nothing is deleted here",
+    "VerificationCertificatePem": "moto does not check the proof of possession",
+    "CertificateMode": "the registration mode decides the proof of possession, which moto does not check",
+    "RemoveAutoRegistration": "no stack updates here",
+    "ProvisioningRoleArn": "no IAM here",
+    "Description": "descriptions change nothing here",
+    "PreProvisioningHook": "fleet provisioning (its MQTT API) is not emulated, so the hook never runs",
 }
 _TABLE_PROPERTIES = {
     "TableName", "KeySchema", "AttributeDefinitions", "BillingMode", "ProvisionedThroughput",
@@ -117,6 +131,9 @@ _PARAMETER_PROPERTIES = {"Name", "Type", "Value", "Description", "Tier", "DataTy
 _BUCKET_NAME_LENGTH = 63
 _THING_GROUP_PROPERTIES = {"ThingGroupName", "ThingGroupProperties", "ParentGroupName", "QueryString"}
 _POLICY_PROPERTIES = {"PolicyName", "PolicyDocument"}
+_CA_CERTIFICATE_PROPERTIES = {"CACertificatePem", "Status", "AutoRegistrationStatus", "RegistrationConfig"}
+_REGISTRATION_CONFIG = {"TemplateName": "templateName", "TemplateBody": "templateBody", "RoleArn": "roleArn"}
+_PROVISIONING_TEMPLATE_PROPERTIES = {"TemplateName", "TemplateType", "TemplateBody", "Enabled"}
 _DELIVERY_STREAM_PROPERTIES = {"DeliveryStreamName", "DeliveryStreamType", "ExtendedS3DestinationConfiguration"}
 _S3_DESTINATION_PROPERTIES = {"BucketARN", "Prefix", "CompressionFormat", "BufferingHints"}
 _DELIVERY_STREAM_NAME_LENGTH = 64
@@ -163,6 +180,8 @@ class EmbeddedAws:
         self.calls_made: list[CallMade] = []  # by the Custom::AWS resources it created
         self.iot_messages: list[tuple[str, bytes]] = []  # topic and payload of every message iot-data accepted
         self.device_defender = DeviceDefender()  # audit findings and mitigation tasks, which moto lacks
+        self.provisioning_templates = ProvisioningTemplates()  # which moto lacks
+        self._uninstall_device_certificates: Callable[[], None] | None = None
         self._uninstall_device_defender: Callable[[], None] | None = None
         self._uninstall_sqs_redrive: Callable[[], None] | None = None
         self.endpoint_url = ""
@@ -220,6 +239,7 @@ class EmbeddedAws:
         self._check_publishes()
         self._uninstall_device_defender = install(self.device_defender)
         self._uninstall_sqs_redrive = sqs_redrive.install()
+        self._uninstall_device_certificates = device_certificates.install()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, self.port = self._server.get_host_and_port()
@@ -261,6 +281,9 @@ class EmbeddedAws:
             if self._uninstall_sqs_redrive is not None:
                 self._uninstall_sqs_redrive()
                 self._uninstall_sqs_redrive = None
+            if self._uninstall_device_certificates is not None:
+                self._uninstall_device_certificates()
+                self._uninstall_device_certificates = None
             if self._holds_process_lock:
                 self._holds_process_lock = False
                 _one_per_process.release()
@@ -283,6 +306,8 @@ class EmbeddedAws:
             IOT_POLICY: self._create_policy,
             DELIVERY_STREAM: self._create_delivery_stream,
             MITIGATION_ACTION: self._create_mitigation_action,
+            CA_CERTIFICATE: self._register_ca_certificate,
+            PROVISIONING_TEMPLATE: self._keep_provisioning_template,
             CUSTOM_AWS: self._make_custom_aws_call,
             FUNCTION: self._name_function,
             TOPIC_RULE: self._name_topic_rule,
@@ -502,6 +527,37 @@ class EmbeddedAws:
             policyName=name, policyDocument=document if isinstance(document, str) else json.dumps(document)
         )
         return Physical(ref=name, attributes={"Arn": created["policyArn"], "Id": name})
+
+    def _register_ca_certificate(self, resource: Resource) -> Physical:
+        properties = self._properties(resource, _CA_CERTIFICATE_PROPERTIES)
+        request: dict[str, Any] = {
+            "caCertificate": properties["CACertificatePem"],
+            "setAsActive": properties.get("Status") == "ACTIVE",
+            "allowAutoRegistration": properties.get("AutoRegistrationStatus") == "ENABLE",
+        }
+        if "RegistrationConfig" in properties:
+            config = self._properties(resource, set(_REGISTRATION_CONFIG), "RegistrationConfig")
+            request["registrationConfig"] = {_REGISTRATION_CONFIG[key]: value for key, value in config.items()}
+        registered = self.client("iot").register_ca_certificate(**request)
+        return Physical(
+            ref=registered["certificateId"],
+            attributes={"Arn": registered["certificateArn"], "Id": registered["certificateId"]},
+        )
+
+    def _keep_provisioning_template(self, resource: Resource) -> Physical:
+        properties = self._properties(resource, _PROVISIONING_TEMPLATE_PROPERTIES)
+        name = properties.get("TemplateName", resource.logical_id)
+        template = ProvisioningTemplate.parse(
+            name,
+            properties.get("TemplateType", "FLEET_PROVISIONING"),  # CloudFormation's default
+            properties.get("Enabled") in (True, "true"),
+            properties["TemplateBody"],
+            f"{resource.label}.TemplateBody",
+        )
+        self.provisioning_templates.add(template)
+        return Physical(
+            ref=name, attributes={"TemplateArn": f"arn:aws:iot:{REGION}:{ACCOUNT_ID}:provisioningtemplate/{name}"}
+        )
 
     def _create_delivery_stream(self, resource: Resource) -> Physical:
         """A DirectPut stream to a bucket of this stack: created in moto as declared, and delivered by the runtime

@@ -23,7 +23,8 @@ from local_runtime.activity import (
     RuleFired,
 )
 from local_runtime.cloud import (
-    BUCKET, DELIVERY_STREAM, IOT_POLICY, MITIGATION_ACTION, PARAMETER, QUEUE, SUBSCRIPTION, TABLE, THING_GROUP, TOPIC,
+    BUCKET, CA_CERTIFICATE, DELIVERY_STREAM, IOT_POLICY, MITIGATION_ACTION, PARAMETER, QUEUE, SUBSCRIPTION, TABLE,
+    THING_GROUP, TOPIC,
 )  # fmt: skip
 from local_runtime.event_sources import dead_letter_sources, peek_messages, queue_state
 from local_runtime.functions import SERVICE_ENDPOINT_PREFIX, Invocation
@@ -42,6 +43,7 @@ _TYPE_NAMES = {
     IOT_POLICY: ("IoT policy", "IoT policies"),
     DELIVERY_STREAM: ("Firehose delivery stream", "Firehose delivery streams"),
     MITIGATION_ACTION: ("Device Defender mitigation action", "Device Defender mitigation actions"),
+    CA_CERTIFICATE: ("CA certificate", "CA certificates"),
 }
 # Keys every Powertools log line carries: the summary shows the message and the keys particular to it.
 _COMMON_LOG_KEYS = {

@@ -124,6 +124,59 @@ def test_thing_groups_and_iot_policies_are_created_as_declared(tmp_path: Path) -
     assert json.loads(policy["policyDocument"]) == document
 
 
+def test_ca_certificates_are_registered_with_their_auto_registration_and_jitp_templates_kept(tmp_path: Path) -> None:
+    from device_pki import CertificateAuthority
+    from stacks.onboarding.certificate_authorities import jitp_template_body
+
+    factory, field = (CertificateAuthority.create(common_name=name).certificate_pem for name in ("Factory", "Field"))
+    body = jitp_template_body(policy_name="device", fleet_group_name="fleet")
+    resources = {
+        "Jitp": {
+            "Type": "AWS::IoT::ProvisioningTemplate",
+            "Properties": {
+                "TemplateName": "app_jitp", "TemplateType": "JITP", "Enabled": True, "TemplateBody": json.dumps(body),
+                "ProvisioningRoleArn": "arn:aws:iam::123456789012:role/provisioning",
+            },
+        },
+        "Factory": {
+            "Type": "AWS::IoT::CACertificate",
+            "Properties": {
+                "CACertificatePem": factory, "VerificationCertificatePem": factory, "CertificateMode": "DEFAULT",
+                "Status": "ACTIVE", "AutoRegistrationStatus": "ENABLE",
+                "RegistrationConfig": {"TemplateName": {"Ref": "Jitp"}},
+            },
+        },
+        "Field": {
+            "Type": "AWS::IoT::CACertificate",
+            "Properties": {"CACertificatePem": field, "CertificateMode": "SNI_ONLY", "Status": "INACTIVE"},
+        },
+    }  # fmt: skip
+    with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
+        iot, physical = runtime.cloud.client("iot"), runtime.cloud.physical
+        described = {name: iot.describe_ca_certificate(certificateId=physical[name].ref) for name in ("Factory", "Field")}
+        listed = {ca["certificateId"] for ca in iot.list_ca_certificates()["certificates"]}
+        template = runtime.cloud.provisioning_templates.get("app_jitp")
+        ignored = sorted(item.name for item in runtime.ignored_properties)
+        not_emulated = runtime.not_emulated()
+    factory_ca, field_ca = (described[name]["certificateDescription"] for name in ("Factory", "Field"))
+    assert (factory_ca["status"], factory_ca["autoRegistrationStatus"]) == ("ACTIVE", "ENABLE")
+    assert described["Factory"]["registrationConfig"] == {"templateName": "app_jitp"}
+    assert (field_ca["status"], field_ca["autoRegistrationStatus"]) == ("INACTIVE", "DISABLE")
+    assert listed == {physical["Factory"].ref, physical["Field"].ref}
+    assert physical["Factory"].attributes["Arn"].endswith(f":cacert/{physical['Factory'].ref}")
+    assert template is not None and (template.template_type, template.enabled, template.body) == ("JITP", True, body)
+    assert ignored == ["CertificateMode", "CertificateMode", "ProvisioningRoleArn", "VerificationCertificatePem"]
+    assert not_emulated == {}
+
+
+def test_a_jitp_template_the_runtime_cannot_provision_from_is_refused_at_start(tmp_path: Path) -> None:
+    body = {"Resources": {"group": {"Type": "AWS::IoT::ThingGroup", "Properties": {}}}}
+    template = {"Type": "AWS::IoT::ProvisioningTemplate", "Properties": {"TemplateType": "JITP", "TemplateBody": json.dumps(body)}}
+    with pytest.raises(NotEmulated, match="Jitp.TemplateBody.Resources.group: resource type AWS::IoT::ThingGroup"):
+        with LocalRuntime(write_assembly(tmp_path, {"Jitp": template})):
+            pass
+
+
 def test_a_property_that_could_change_behaviour_is_refused(tmp_path: Path) -> None:
     assembly = write_assembly(tmp_path, {"Fifo": queue(FifoQueue=True)})
     with pytest.raises(NotEmulated, match=r"Fifo: AWS::SQS::Queue property FifoQueue is not emulated"):
