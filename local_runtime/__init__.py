@@ -9,7 +9,8 @@ Modules: assembly (the cloud assembly and its functions), intrinsics (CloudForma
 embedded AWS) with custom_resources (`Custom::AWS` calls) and sqs_redrive (dead-letter redrive), functions and worker (Lambda's execution
 environments), event_sources (SQS mappings and asynchronous invocations), topics, rules and rule_actions (the
 rules engine), broker (what functions publish to IoT Core), firehose (delivery to S3), runtime (all of it as
-one object), scenario with outcomes (what became of each message), report, and __main__ (the command line:
+one object), device_endpoint with device_gateway, device_certificates, iot_policies and lifecycle_events (real
+MQTT devices: `serve`), scenario with outcomes (what became of each message), report, and __main__ (the command line:
 `python -m local_runtime --help`).
 
 Not emulated, knowingly: IAM (every call is allowed), CloudWatch (logs are captured and printed, metrics

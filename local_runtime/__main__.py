@@ -120,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         "server certificate (default: %(default)s)"
     )
     serve.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C or SIGTERM)")
+    serve.add_argument("--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT_S, help="seconds (%(default)s)")
     serve.set_defaults(run=_serve)
     return parser
 

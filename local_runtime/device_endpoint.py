@@ -47,7 +47,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
 from events import now_ms
-from local_runtime.device_certificates import DeviceTrust, EndpointCredentials, ProvisioningTemplates
+from local_runtime.device_certificates import DeviceTrust, EndpointCredentials
 from local_runtime.device_gateway import (
     CUSTOM_AUTH,
     KEEP_ALIVE_MIN_S,
@@ -66,6 +66,7 @@ from local_runtime import lifecycle_events as lifecycle
 from local_runtime.runtime import LocalRuntime
 
 WEBSOCKET = "websocket"
+_AMQTT_LISTENER = {MTLS: "default"}  # the endpoint's listener names that amqtt knows by another
 Result = TypeVar("Result")
 _IDLE_POLL_S = 0.05
 _KEEP_ALIVE_CHECK_S = 0.25
@@ -389,10 +390,10 @@ class DeviceEndpoint:
             iot,
             authorizers=lambda: self._runtime_thread.call(lambda r: r.authorizers),
             authorize=lambda name, connection: self._runtime_thread.call(lambda r: r.authorize(name, connection)),
-            templates=ProvisioningTemplates.of_stack(runtime.stack, runtime.cloud),
+            templates=runtime.cloud.provisioning_templates,
             now_ms=now_ms,
         )
-        trust = DeviceTrust(lambda: iot, self.credentials)
+        trust = DeviceTrust(lambda: iot, self.credentials, alpn_protocols=("x-amzn-mqtt-ca",))
         contexts = {MTLS: trust.server_context(), CUSTOM_AUTH: self._token_context(), WEBSOCKET: self._token_context()}
         self._runtime_thread.start()
         runtime.start_event_flow().deliver = self._deliver_from_runtime
@@ -411,7 +412,7 @@ class DeviceEndpoint:
 
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
         try:
-            if self._loop is not None and self._broker is not None:
+            if self._loop is not None and self._loop.is_running() and self.ports:
                 asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(30)
         finally:
             if self._loop is not None:
@@ -428,13 +429,15 @@ class DeviceEndpoint:
         asyncio.set_event_loop(self._loop)
 
         async def start() -> None:
+            # amqtt requires a listener named "default": the mTLS one is.
             listeners = {
-                name: {"type": "ws" if name == WEBSOCKET else "tcp", "bind": f"{self.host}:{port}"}
+                _AMQTT_LISTENER.get(name, name): {"type": "ws" if name == WEBSOCKET else "tcp", "bind": f"{self.host}:{port}"}
                 for name, port in self._ports.items()
             }
-            self._broker = GatewayBroker({"listeners": listeners, "plugins": {}}, self, contexts)
+            named = {_AMQTT_LISTENER.get(name, name): context for name, context in contexts.items()}
+            self._broker = GatewayBroker({"listeners": listeners, "plugins": {}}, self, named)
             await self._broker.start()
-            self.ports = {name: self._broker.bound_port(name) for name in listeners}
+            self.ports = {name: self._broker.bound_port(_AMQTT_LISTENER.get(name, name)) for name in self._ports}
 
         try:
             self._loop.run_until_complete(start())
@@ -516,7 +519,7 @@ class DeviceEndpoint:
         if isinstance(reader, _WebSocketActivityReader):
             headers, query = reader.headers, reader.path.partition("?")[2]
         return ConnectRequest(
-            listener=MTLS if listener == MTLS else CUSTOM_AUTH,
+            listener=MTLS if listener == _AMQTT_LISTENER[MTLS] else CUSTOM_AUTH,
             protocol=WEBSOCKET if listener == WEBSOCKET else "mqtt",
             client_id=session.client_id or "",
             ip_address=peer[0] if peer else "",

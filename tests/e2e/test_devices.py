@@ -241,3 +241,18 @@ def test_a_second_connection_with_the_same_client_id_takes_over_and_presence_fol
     assert first_session["connected"] is True and taken_over["connected"] is True
     assert taken_over["sessionIdentifier"] != first_session["sessionIdentifier"]
     assert final["connected"] is False
+
+
+def test_serve_prints_the_endpoint_and_its_ca_and_stops_cleanly(
+    device_assembly: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from local_runtime.__main__ import main
+
+    folder = tmp_path / "endpoint"
+    ports = ["--mtls-port", "0", "--custom-auth-port", "0", "--websocket-port", "0"]
+    code = main(["serve", "--assembly", str(device_assembly), "--folder", str(folder), "--seconds", "1", *ports])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"devices verify it with {folder / 'ca.pem'}" in out
+    assert "x-amz-customauthorizer-name=<authorizer>" in out and "iot_backend_devices" in out
+    assert "Final state" in out
