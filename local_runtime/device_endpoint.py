@@ -47,6 +47,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
 from events import now_ms
+from local_runtime.authorizers import Connection, Decision
 from local_runtime.device_certificates import DeviceTrust, EndpointCredentials
 from local_runtime.device_gateway import (
     CUSTOM_AUTH,
@@ -235,8 +236,9 @@ class GatewayBroker(Broker):
         client_session.transitions.connect()
         handler.attach(client_session, reader, writer)
         self._sessions[request.client_id] = (client_session, handler)
-        await handler.mqtt_connack_authorize(True)
+        # Open before the CONNACK: the device may act on it at once.
         connection = self._endpoint.opened(request, decision.grant, client_session, handler, reader)
+        await handler.mqtt_connack_authorize(True)
         await handler.start()
         await self._publish_session_retained_messages(client_session)
         for topic_filter, subscribers in list(self._subscriptions.items()):
@@ -379,6 +381,8 @@ class DeviceEndpoint:
         self._versions = lifecycle.VersionNumbers()
         self._connectivity: dict[str, dict[str, Any]] = {}  # client id -> GetThingConnectivityData's answer
         self.refusals: list[tuple[str, str]] = []  # (client id, why), in order
+        # (client id, connection id, allowed) of every authorizer decision: a connect or a refresh
+        self.authorizations: list[tuple[str, str, bool]] = []
 
     # -- lifecycle of the endpoint --------------------------------------------------------------------------
 
@@ -389,7 +393,7 @@ class DeviceEndpoint:
             runtime.stack,
             iot,
             authorizers=lambda: self._runtime_thread.call(lambda r: r.authorizers),
-            authorize=lambda name, connection: self._runtime_thread.call(lambda r: r.authorize(name, connection)),
+            authorize=self._authorize,
             templates=runtime.cloud.provisioning_templates,
             now_ms=now_ms,
         )
@@ -570,7 +574,8 @@ class DeviceEndpoint:
         connection.timers.append(asyncio.ensure_future(self._expire_keep_alive(connection)))
         if grant.disconnect_after_s is not None:
             connection.timers.append(asyncio.ensure_future(self._expire_authorization(connection)))
-        if grant.refresh_after_s is not None:
+        if grant.refresh_after_s is not None and grant.refresh_after_s < (grant.disconnect_after_s or 86_400):
+            # (no refresh when the connection ends first)
             connection.timers.append(asyncio.ensure_future(self._refresh_authorization(connection)))
         _log.info("connected %s (%s, principal %s)", request.client_id, request.listener, grant.principal_identifier)
         return connection
@@ -650,6 +655,12 @@ class DeviceEndpoint:
         """On the runtime's thread: the app sent `topic` to the devices; the broker's loop delivers it."""
         if self._loop is not None and self._broker is not None and self._loop.is_running():
             asyncio.run_coroutine_threadsafe(self._broker.deliver(topic, payload, 0), self._loop)
+
+    def _authorize(self, name: str, connection: Connection) -> Decision:
+        """IoT invokes the authorizer function; it runs on the runtime's thread, as every function does."""
+        decision = self._runtime_thread.call(lambda runtime: runtime.authorize(name, connection))
+        self.authorizations.append((connection.client_id or "", connection.connection_id, decision.allowed))
+        return decision
 
     def _lifecycle(self, client_id: str, event: tuple[str, bytes]) -> None:
         if lifecycle.publishes_lifecycle_events(client_id):

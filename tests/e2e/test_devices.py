@@ -256,3 +256,137 @@ def test_serve_prints_the_endpoint_and_its_ca_and_stops_cleanly(
     assert f"devices verify it with {folder / 'ca.pem'}" in out
     assert "x-amz-customauthorizer-name=<authorizer>" in out and "iot_backend_devices" in out
     assert "Final state" in out
+
+
+def register_device(endpoint: DeviceEndpoint, authority: CertificateAuthority, issued: Any, thing: str) -> None:
+    """As an operator onboards a device ahead of its first connection: its certificate ACTIVE, its thing, the
+    app's shared device policy."""
+    iot = endpoint.runtime.cloud.client("iot")
+    arn = iot.register_certificate(
+        certificatePem=issued.certificate_pem, caCertificatePem=authority.certificate_pem, status="ACTIVE"
+    )["certificateArn"]
+    iot.create_thing(thingName=thing)
+    iot.attach_thing_principal(thingName=thing, principal=arn)
+    iot.attach_policy(policyName="iot_backend_device", target=arn)
+
+
+def test_the_aws_iot_device_sdk_connects_with_its_certificate_publishes_and_receives_its_command(
+    device_assembly: Path, device_ca: tuple[CertificateAuthority, Path], tmp_path: Path
+) -> None:
+    from awscrt import mqtt as crt_mqtt
+    from awsiot import mqtt_connection_builder
+
+    authority, _ = device_ca
+    issued = authority.issue_device("soil-sensor-90")
+    certificate, key = issued.save(tmp_path / "device", "soil-sensor-90")
+    commands: list[tuple[str, bytes]] = []
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        register_device(endpoint, authority, issued, "soil-sensor-90")
+        connection = mqtt_connection_builder.mtls_from_path(
+            endpoint="localhost",
+            port=endpoint.ports["mtls"],
+            cert_filepath=str(certificate),
+            pri_key_filepath=str(key),
+            ca_filepath=str(endpoint.ca_file),
+            client_id="soil-sensor-90",
+            clean_session=True,
+            keep_alive_secs=30,
+        )
+        connection.connect().result(WAIT_S)
+        try:
+            subscribed, _ = connection.subscribe(
+                "cmd/fleet/soil-sensor-90/#", crt_mqtt.QoS.AT_LEAST_ONCE,
+                callback=lambda topic, payload, **_: commands.append((topic, payload)),
+            )
+            subscribed.result(WAIT_S)
+            reading = {"ts": int(time.time() * 1000), "moisture": 9.0, "temperature": 17.0}
+            published, _ = connection.publish("dt/fleet/soil-sensor-90/soil", json.dumps(reading), crt_mqtt.QoS.AT_LEAST_ONCE)
+            published.result(WAIT_S)
+            wait_for(lambda: commands, "the threshold command")
+            row = presence(endpoint)["soil-sensor-90"]
+        finally:
+            connection.disconnect().result(WAIT_S)
+        wait_for(lambda: not endpoint.connected_clients(), "the disconnect")
+        connectivity = endpoint.thing_connectivity("soil-sensor-90")
+    assert commands[0][0] == "cmd/fleet/soil-sensor-90/threshold"
+    assert row["connected"] is True and row["principalIdentifier"]
+    assert connectivity["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
+
+
+def test_the_aws_iot_device_sdk_connects_through_the_custom_authorizer_builder(
+    device_assembly: Path, authorizer_keys: Path, tmp_path: Path
+) -> None:
+    from awscrt import mqtt as crt_mqtt
+    from awsiot import mqtt_connection_builder
+
+    minted = mint(authorizer_keys, "sensor-9", ttl_seconds=3600)
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        connection = mqtt_connection_builder.direct_with_custom_authorizer(
+            endpoint="localhost",
+            ca_filepath=str(endpoint.ca_file),
+            client_id="sensor-9",
+            auth_username="sensor-9",
+            auth_authorizer_name=AUTHORIZER,
+            auth_authorizer_signature=minted.signature,
+            auth_token_key_name="x-device-token",
+            auth_token_value=minted.token,
+            auth_password=minted.token,
+        )
+        # The builder fixes IoT's port 443 (ALPN mqtt); the local endpoint listens on a free port instead.
+        connection.port = endpoint.ports["custom_auth"]
+        connection.connect().result(WAIT_S)
+        try:
+            reading = {"ts": int(time.time() * 1000), "moisture": 40.0, "temperature": 20.0}
+            published, _ = connection.publish("dt/fleet/sensor-9/soil", json.dumps(reading), crt_mqtt.QoS.AT_LEAST_ONCE)
+            published.result(WAIT_S)
+            row = wait_for(lambda: presence(endpoint).get("sensor-9"), "presence")
+        finally:
+            connection.disconnect().result(WAIT_S)
+    assert row["connected"] is True
+
+
+def test_a_device_silent_past_one_and_a_half_keep_alives_is_disconnected(
+    device_assembly: Path, authorizer_keys: Path, tmp_path: Path
+) -> None:
+    minted = mint(authorizer_keys, "sensor-6", ttl_seconds=3600)
+    # IoT's minimum keep-alive is 30 s; the test lowers it to 1 s to see the expiry within a second and a half.
+    with serving(device_assembly, tmp_path / "endpoint", keep_alive_min_s=1) as endpoint:
+        device = paho_device("sensor-6", endpoint)
+        device.client.username_pw_set(token_username("sensor-6", minted.token, minted.signature), minted.token)
+        device.client.connect("localhost", endpoint.ports["custom_auth"], keepalive=1)
+        started = time.monotonic()
+        while not device.connects and time.monotonic() - started < WAIT_S:  # no loop thread: no PINGREQ ever
+            device.client.loop(0.05)
+        assert endpoint.connected_clients() == ["sensor-6"]
+        wait_for(lambda: "disconnectReason" in endpoint.thing_connectivity("sensor-6"), "the expiry")
+        silent_for = time.monotonic() - started
+        device.client.loop(0.2)
+        connectivity = endpoint.thing_connectivity("sensor-6")
+    assert connectivity["disconnectReason"] == "MQTT_KEEP_ALIVE_TIMEOUT"
+    assert 1.5 <= silent_for < 10
+
+
+def test_the_authorizers_disconnect_after_and_refresh_are_enforced(
+    device_assembly: Path, authorizer_keys: Path, tmp_path: Path
+) -> None:
+    # A token valid for 2 h: the authorizer answers disconnectAfterInSeconds 7,200 and refreshAfterInSeconds
+    # 3,600 (its default refresh). The endpoint runs those timers 1,000 times faster: 7.2 s and 3.6 s.
+    minted = mint(authorizer_keys, "sensor-7", ttl_seconds=7200)
+    with serving(device_assembly, tmp_path / "endpoint", authorizer_time_scale=0.001) as endpoint:
+        device = paho_device("sensor-7", endpoint)
+        device.client.username_pw_set(token_username("sensor-7", minted.token, minted.signature), minted.token)
+        device.client.reconnect_delay_set(60, 120)
+        device.client.connect("localhost", endpoint.ports["custom_auth"])
+        device.client.loop_start()
+        try:
+            wait_for(lambda: device.connected, "the connection")
+            wait_for(lambda: device.disconnects, "the disconnect at the token's end")
+        finally:
+            device.client.loop_stop()
+        wait_for(lambda: not endpoint.connected_clients(), "the endpoint to see it")
+        connectivity = endpoint.thing_connectivity("sensor-7")
+        authorizations = list(endpoint.authorizations)
+    assert connectivity["disconnectReason"] == "CUSTOMAUTH_TTL_EXPIRATION"
+    # the connect, then the refresh at 300 s (3 s here), with the same connection id: IoT's contract
+    assert len(authorizations) == 2 and all(allowed for _, _, allowed in authorizations)
+    assert len({connection_id for _, connection_id, _ in authorizations}) == 1
