@@ -109,15 +109,19 @@ def authorize(authorizer: Authorizer, connection: Connection) -> Decision:
         "protocolData": {"tls": {"serverName": connection.server_name}},
         "connectionMetadata": {"id": connection.connection_id},
     }
-    if connection.protocol == "mqtt":
+    if connection.protocol != "mqtt":
+        request["protocolData"]["http"] = {"headers": dict(connection.headers), "queryString": connection.query_string}
+    # MQTT over WebSocket carries a CONNECT too: devices (the AWS IoT Device SDK among them) may authenticate
+    # in its username and password rather than in the upgrade request.
+    if connection.protocol == "mqtt" or connection.username is not None or connection.password is not None:
         mqtt: dict[str, Any] = {"clientId": connection.client_id}
         if connection.username is not None:
             mqtt["username"] = connection.username
         if connection.password is not None:
             mqtt["password"] = base64.b64encode(connection.password).decode()
         request["protocolData"]["mqtt"] = mqtt
-    else:
-        request["protocolData"]["http"] = {"headers": dict(connection.headers), "queryString": connection.query_string}
+        if connection.protocol != "mqtt":
+            request["protocols"].append("mqtt")
     token = _token(authorizer, connection)
     if not authorizer.signing_disabled:
         # IoT verifies the token's signature itself and does not invoke the function when it fails.
@@ -167,18 +171,19 @@ def response_problem(response: Any) -> str | None:
 
 
 def _parameter(connection: Connection, wanted: str) -> str | None:
-    """A header (HTTP, WebSocket) or query-string parameter of the connection; over MQTT, the parameters ride
-    on the username after a `?` (`name?x-amz-customauthorizer-name=...&<token key>=...`)."""
+    """A header (HTTP, WebSocket) or query-string parameter of the connection, or one that rides on the MQTT
+    username after a `?` (`name?x-amz-customauthorizer-name=...&<token key>=...`)."""
     for name, value in connection.headers.items():
         if name.lower() == wanted.lower():
             return value
-    query = connection.query_string
-    if connection.protocol == "mqtt" and connection.username and "?" in connection.username:
-        query = connection.username.split("?", 1)[1]
-    for pair in query.split("&"):
-        name, _, value = pair.partition("=")
-        if name == wanted:
-            return unquote(value)
+    queries = [connection.query_string]
+    if connection.username and "?" in connection.username:
+        queries.append(connection.username.split("?", 1)[1])
+    for query in queries:
+        for pair in query.split("&"):
+            name, _, value = pair.partition("=")
+            if name == wanted:
+                return unquote(value)
     return None
 
 

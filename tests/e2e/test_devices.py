@@ -390,3 +390,60 @@ def test_the_authorizers_disconnect_after_and_refresh_are_enforced(
     # the connect, then the refresh at 300 s (3 s here), with the same connection id: IoT's contract
     assert len(authorizations) == 2 and all(allowed for _, _, allowed in authorizations)
     assert len({connection_id for _, connection_id, _ in authorizations}) == 1
+
+
+def test_a_token_device_connects_over_websocket_with_its_token_in_the_upgrade_request(
+    device_assembly: Path, authorizer_keys: Path, tmp_path: Path
+) -> None:
+    minted = mint(authorizer_keys, "sensor-8", ttl_seconds=3600)
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sensor-8", transport="websockets")
+        client.tls_set(ca_certs=str(endpoint.ca_file))
+        client.ws_set_options(
+            path="/mqtt",
+            headers={
+                "x-amz-customauthorizer-name": AUTHORIZER,
+                "x-amz-customauthorizer-signature": minted.signature,
+                "x-device-token": minted.token,
+            },
+        )
+        device = Device(client)
+        client.on_connect = lambda _c, _u, _f, reason, _p: device.connects.append(reason)
+        client.on_disconnect = lambda _c, _u, _f, reason, _p: device.disconnects.append(reason)
+        client.connect("localhost", endpoint.ports["websocket"])
+        client.loop_start()
+        try:
+            wait_for(lambda: device.connected, "the connection")
+            row = wait_for(lambda: presence(endpoint).get("sensor-8"), "presence")
+            client.disconnect()
+            wait_for(lambda: not endpoint.connected_clients(), "the disconnect")
+        finally:
+            client.loop_stop()
+    assert row["connected"] is True
+
+
+def test_the_aws_iot_device_sdk_connects_over_websocket_through_the_custom_authorizer_builder(
+    device_assembly: Path, authorizer_keys: Path, tmp_path: Path
+) -> None:
+    from awsiot import mqtt_connection_builder
+
+    minted = mint(authorizer_keys, "sensor-10", ttl_seconds=3600)
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        connection = mqtt_connection_builder.websockets_with_custom_authorizer(
+            endpoint="localhost",
+            port=endpoint.ports["websocket"],
+            ca_filepath=str(endpoint.ca_file),
+            client_id="sensor-10",
+            auth_username="sensor-10",
+            auth_authorizer_name=AUTHORIZER,
+            auth_authorizer_signature=minted.signature,
+            auth_token_key_name="x-device-token",
+            auth_token_value=minted.token,
+            auth_password=minted.token,
+        )
+        connection.connect().result(WAIT_S)
+        try:
+            row = wait_for(lambda: presence(endpoint).get("sensor-10"), "presence")
+        finally:
+            connection.disconnect().result(WAIT_S)
+    assert row["connected"] is True
