@@ -99,23 +99,6 @@ class RuntimeThread:
         self._jobs.put((job, future))
         return future
 
-    def summary(self) -> str:
-        """What a device needs to know to connect, for the command line to print."""
-        authorizers = ", ".join(sorted(self.call(lambda r: r.authorizers))) or "none in the app"
-        return "\n".join(
-            [
-                f"Device endpoint on {self.host}; devices verify it with {self.ca_file} (the server certificate "
-                "is for localhost and 127.0.0.1)",
-                f"  mqtts://{self.host}:{self.ports[MTLS]}  client certificates issued by a CA registered in the "
-                "app (JITR, JITP) or registered themselves",
-                f"  mqtts://{self.host}:{self.ports[CUSTOM_AUTH]}  custom authentication, username "
-                f"'<name>?x-amz-customauthorizer-name=<authorizer>&<token key>=<token>' (authorizers: {authorizers})",
-                f"  wss://{self.host}:{self.ports[WEBSOCKET]}/mqtt  MQTT over WebSocket, custom authentication from "
-                "the request's headers or query string",
-                "MQTT 3.1.1, QoS 0 and 1, retained messages, persistent sessions; Ctrl-C stops it.",
-            ]
-        )
-
     def call(self, job: Callable[[LocalRuntime], Result], timeout_s: float | None = None) -> Result:
         return self.submit(job).result(timeout_s)
 
