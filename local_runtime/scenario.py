@@ -511,18 +511,23 @@ def _message_lines(outcome: Outcome, width: int, indent: str) -> list[str]:
 
 def _device_lines(outcome: DeviceOutcome, width: int, indent: str) -> list[str]:
     step, prefix = outcome.step, f"[{outcome.number:>{width}}]"
-    what = {
+    verb = {
         DeviceConnect: "connect", DeviceSubscribe: "subscribe", DevicePublish: "publish", DeviceDisconnect: "disconnect"
     }[type(step)]  # fmt: skip
+    target = (
+        f" {step.topic_filter}" if isinstance(step, DeviceSubscribe) else f" {step.topic}" if isinstance(step, DevicePublish) else ""
+    )
     expected = step.expected_refusal
     lines = []
     if outcome.refusal is not None:
         state = "refused, as expected" if outcome.as_expected else (
             "REFUSED, expected to go through" if expected is None else f"REFUSED, but not for {expected!r}"
         )
-        lines += [f"{prefix} {state}: {step.device} {what}", indent + outcome.refusal]
+        lines += [f"{prefix} {state}: {step.device} {verb}{target}", indent + outcome.refusal]
     elif expected is not None:
-        lines.append(f"{prefix} {what.upper()} WENT THROUGH, expected to be refused for {expected!r}: {step.device}")
+        lines.append(
+            f"{prefix} {verb.upper()} WENT THROUGH, expected to be refused for {expected!r}: {step.device}{target}"
+        )
     elif not isinstance(step, DevicePublish):  # a publish IoT let through has its message's line
         lines.append(f"{prefix} {step.device} {outcome.detail}")
     if step.expected_receipt is not None and outcome.refusal is None:
