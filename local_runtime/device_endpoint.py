@@ -62,6 +62,7 @@ from local_runtime.device_gateway import (
     publish_problem,
     topic_problem,
 )
+from local_runtime.activity import RuleFired
 from local_runtime.errors import LocalRuntimeError
 from local_runtime import lifecycle_events as lifecycle
 from local_runtime.runtime import LocalRuntime
@@ -152,6 +153,19 @@ class _WebSocketActivityReader(WebSocketsReader):
         data = await super().read(n)
         self.last_read = time.monotonic()
         return data
+
+
+@dataclass(frozen=True)
+class HandedToRules:
+    """A message the endpoint handed the rules engine: a device's PUBLISH that IoT let through, or a message IoT
+    publishes itself because of a device (a lifecycle event, JITR's certificate registration). `fired` is done
+    once the runtime's thread has run the rules on it: so a caller that sees the record knows it is queued."""
+
+    client_id: str
+    topic: str
+    payload: bytes
+    from_device: bool  # the device published it (else IoT did, about the device)
+    fired: concurrent.futures.Future[list[RuleFired]]
 
 
 @dataclass(eq=False)
@@ -366,6 +380,7 @@ class DeviceEndpoint:
         self.refusals: list[tuple[str, str]] = []  # (client id, why), in order
         # (client id, connection id, allowed) of every authorizer decision: a connect or a refresh
         self.authorizations: list[tuple[str, str, bool]] = []
+        self.handed_to_rules: list[HandedToRules] = []  # in order
 
     # -- lifecycle of the endpoint --------------------------------------------------------------------------
 
@@ -523,7 +538,7 @@ class DeviceEndpoint:
         assert self._gateway is not None
         decision = await asyncio.get_running_loop().run_in_executor(None, self._gateway.connect, request)
         for topic, payload in decision.events:
-            self._runtime_thread.submit(lambda r, t=topic, p=payload: r.publish(t, p))
+            self._hand_to_rules(request.client_id, topic, payload)
         if decision.grant is None:
             self.refusals.append((request.client_id, decision.reason))
             _log.warning("refused %s (%s): %s", request.client_id, request.listener, decision.reason)
@@ -599,7 +614,7 @@ class DeviceEndpoint:
             return await self._refuse(connection, f"PUBLISH to {topic!r}: {verdict.reason}", lifecycle.AUTH_ERROR, closing)
         await self._broker.broadcast_from(connection.session, topic, payload, qos, retain)
         client_id, principal = connection.identity.client_id, connection.grant.principal_identifier
-        self._runtime_thread.submit(lambda r: r.publish(topic, payload, client_id, principal, delivered=True))
+        self._hand_to_rules(client_id, topic, payload, principal)
 
     def may_subscribe(self, connection: DeviceConnection, filters: list[str]) -> bool:
         """Whether IoT lets the whole SUBSCRIBE through; if not, the client is being disconnected."""
@@ -648,7 +663,17 @@ class DeviceEndpoint:
     def _lifecycle(self, client_id: str, event: tuple[str, bytes]) -> None:
         if lifecycle.publishes_lifecycle_events(client_id):
             topic, payload = event
-            self._runtime_thread.submit(lambda r: r.publish(topic, payload))
+            self._hand_to_rules(client_id, topic, payload)
+
+    def _hand_to_rules(self, client_id: str, topic: str, payload: bytes, principal: str | None = None) -> None:
+        """`principal` given: the device `client_id` published it (the broker delivered it already); else IoT did."""
+        if principal is None:
+            fired = self._runtime_thread.submit(lambda r: r.publish(topic, payload))
+        else:
+            fired = self._runtime_thread.submit(
+                lambda r: r.publish(topic, payload, client_id, principal, delivered=True)
+            )
+        self.handed_to_rules.append(HandedToRules(client_id, topic, payload, principal is not None, fired))
 
     async def _refuse(self, connection: DeviceConnection, why: str, reason: str, closing: bool = False) -> None:
         self.refusals.append((connection.identity.client_id, why))

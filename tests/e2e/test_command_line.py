@@ -51,9 +51,12 @@ def test_a_scenario_exits_1_naming_each_message_not_accepted_or_rejected_as_it_e
 ) -> None:
     steps = json.loads(FLEET_MORNING.read_text())
     [malformed] = [step for step in steps if "soil-sensor-04" in step.get("publish", {}).get("topic", "")]
-    [reading] = [step for step in steps if step.get("publish", {}).get("topic") == "dt/fleet/soil-sensor-02/soil"]
+    [reading] = [
+        step for step in steps
+        if step.get("publish", {}).get("topic") == "dt/fleet/greenhouse-gw-01/environment" and "expect" not in step
+    ]  # fmt: skip
     del malformed["expect"]  # a rejection the scenario does not expect
-    reading["expect"] = {"rejected": "moisture must be"}  # an expected rejection that does not happen
+    reading["expect"] = {"rejected": "humidity must be"}  # an expected rejection that does not happen
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps([malformed, reading]))
     code = main(["scenario", str(scenario), "--assembly", str(cloud_assembly)])
@@ -61,7 +64,7 @@ def test_a_scenario_exits_1_naming_each_message_not_accepted_or_rejected_as_it_e
     assert code == 1
     assert "[1] REJECTED, expected to be accepted: $aws/events/presence/connected/soil-sensor-04" in out
     assert "timestamp must be a whole number >= 0 (PresenceDeadLetters" in out
-    assert "[2] ACCEPTED, expected to be rejected for 'moisture must be': dt/fleet/soil-sensor-02/soil" in out
+    assert "[2] ACCEPTED, expected to be rejected for 'humidity must be': dt/fleet/greenhouse-gw-01/environment" in out
     assert "2 messages: 1 accepted, 1 rejected; 2 NOT as expected" in out
 
 

@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from events import sqs_bodies
 from local_runtime import LocalRuntime
-from local_runtime.scenario import Publish, load_scenario
+from local_runtime.scenario import DeviceConnect, DevicePublish, Publish, load_scenario
 from local_runtime.topics import TopicFilter
 from tests import jitr_samples
 from tests.e2e.assemblies import trust_bucket
@@ -182,12 +182,19 @@ def app_rules(assembly: Path) -> dict[str, tuple[str, str]]:
 
 
 def sample(sql: str) -> Publish:
-    """The first message of the demo scenario on the topics of `sql`'s FROM filter, or the JITR sample."""
+    """The first message of the demo scenario on the topics of `sql`'s FROM filter (a real device's as its client
+    published it), or the JITR sample."""
     topic_filter = TopicFilter.parse(from_filter(sql), sql)
     [registered] = sqs_bodies("activate_certificate/new")
     jitr = Publish(f"$aws/events/certificates/registered/{registered['caCertificateId']}", json.dumps(registered).encode())
-    steps = [step for step in load_scenario(SCENARIO) if isinstance(step, Publish)] + [jitr]
-    return next(step for step in steps if topic_filter.matches(step.topic))
+    scenario = load_scenario(SCENARIO)
+    client_ids = {step.device: step.client_id for step in scenario if isinstance(step, DeviceConnect)}
+    steps = [
+        step if isinstance(step, Publish) else Publish(step.topic, step.payload, client_id=client_ids[step.device])
+        for step in scenario
+        if isinstance(step, (Publish, DevicePublish))
+    ]
+    return next(step for step in [*steps, jitr] if topic_filter.matches(step.topic))
 
 
 def test_every_rule_of_the_app_has_an_end_to_end_check(cloud_assembly: Path) -> None:
