@@ -340,8 +340,9 @@ class FleetProcess:
 
     def command(self, name: str, **arguments: Any) -> dict[str, Any]:
         self._commands.send((name, arguments))
-        if not self._commands.poll(COMMAND_TIMEOUT_S):
-            raise RuntimeError(f"the device fleet did not answer {name} within {COMMAND_TIMEOUT_S} s")
+        limit_s = arguments.get("timeout_s", 0) + COMMAND_TIMEOUT_S  # the command's own limit, and then some
+        if not self._commands.poll(limit_s):
+            raise RuntimeError(f"the device fleet did not answer {name} within {limit_s:g} s")
         status, answer = self._commands.recv()
         if status != "ok":
             raise RuntimeError(f"the device fleet failed {name}: {answer}")
