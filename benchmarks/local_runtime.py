@@ -367,7 +367,7 @@ def table_failures(runtime: LocalRuntime, rows: dict[RowKey, dict[str, Any]]) ->
     matched: dict[str, int] = {}
     failures = []
     for variable in sorted({variable for variable, _ in rows}):
-        table = _table_name(runtime, variable)
+        table = table_name(runtime, variable)
         key_names = [key["AttributeName"] for key in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
         items = {
             tuple(item[name] for name in key_names): item
@@ -397,7 +397,8 @@ def register(runtime: LocalRuntime, things: dict[str, dict[str, str]]) -> None:
         iot.add_thing_to_thing_group(thingGroupName=THING_GROUP, thingName=thing)
 
 
-def _table_name(runtime: LocalRuntime, variable: str) -> str:
+def table_name(runtime: LocalRuntime, variable: str) -> str:
+    """The table (or any resource) a function of the app names in its environment variable `variable`."""
     for spec in runtime.function_specs:
         value = spec.resource.properties.get("Environment", {}).get("Variables", {}).get(variable)
         if value is not None:

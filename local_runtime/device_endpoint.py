@@ -504,6 +504,10 @@ class DeviceEndpoint:
     def connected_clients(self) -> list[str]:
         return sorted(self._live)
 
+    def session_identifiers(self) -> dict[str, str]:
+        """The sessionIdentifier of each client ID's open connection: what its lifecycle events carry."""
+        return {client_id: c.identity.session_identifier for client_id, c in list(self._live.items())}
+
     def thing_connectivity(self, thing_name: str) -> dict[str, Any]:
         """GetThingConnectivityData's answer, from the sessions: IoT keys it by client ID = thing name."""
         known = self._connectivity.get(thing_name)
