@@ -655,8 +655,13 @@ class DeviceEndpoint:
 
     def _deliver_from_runtime(self, topic: str, payload: bytes) -> None:
         """On the runtime's thread: the app sent `topic` to the devices; the broker's loop delivers it."""
-        if self._loop is not None and self._broker is not None and self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self._broker.deliver(topic, payload, 0), self._loop)
+        broker = self._broker
+        if self._loop is None or broker is None:
+            return
+        try:  # the coroutine is made on the loop, so a loop that stops first leaves none behind
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(broker.deliver(topic, payload, 0)))
+        except RuntimeError:  # the loop is closed: the endpoint has stopped, and no device is left to receive it
+            pass
 
     def _authorize(self, name: str, connection: Connection) -> Decision:
         """IoT invokes the authorizer function; it runs on the runtime's thread, as every function does."""
