@@ -372,6 +372,7 @@ class DeviceEndpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._broker: GatewayBroker | None = None
+        self._delivering = True
         self._gateway: DeviceGateway | None = None
         self._live: dict[str, DeviceConnection] = {}  # client id -> its open connection
         self._by_handler: dict[int, DeviceConnection] = {}
@@ -456,6 +457,7 @@ class DeviceEndpoint:
         await asyncio.gather(*(connection.ended.wait() for connection in connections))
         assert self._broker is not None
         await self._broker.shutdown()
+        self._delivering = False  # what the runtime still sends goes nowhere: no device is connected
 
     def _token_context(self) -> ssl.SSLContext:
         """Server authentication only; the device authenticates in MQTT. The SNI it sent is the authorizer's
@@ -658,8 +660,13 @@ class DeviceEndpoint:
         broker = self._broker
         if self._loop is None or broker is None:
             return
-        try:  # the coroutine is made on the loop, so a loop that stops first leaves none behind
-            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(broker.deliver(topic, payload, 0)))
+
+        def deliver() -> None:  # on the loop: a delivery that comes after the broker stopped makes no coroutine
+            if self._delivering:
+                asyncio.ensure_future(broker.deliver(topic, payload, 0))
+
+        try:
+            self._loop.call_soon_threadsafe(deliver)
         except RuntimeError:  # the loop is closed: the endpoint has stopped, and no device is left to receive it
             pass
 
