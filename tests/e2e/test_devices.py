@@ -135,7 +135,9 @@ def test_a_new_device_is_activated_by_jitr_reconnects_publishes_and_receives_its
         device = paho_device("soil-sensor-77", endpoint, certfile=str(certificate), keyfile=str(key))
         port = endpoint.ports["mtls"]
 
-        # First connection: IoT registers the certificate PENDING_ACTIVATION and closes the connection.
+        # First connection: IoT registers the certificate PENDING_ACTIVATION and closes the connection. The
+        # client retries on its own, as devices do; a retry connects once the certificate is ACTIVE.
+        device.client.reconnect_delay_set(min_delay=1, max_delay=2)
         device.client.connect("localhost", port)
         device.client.loop_start()
         try:
@@ -143,8 +145,7 @@ def test_a_new_device_is_activated_by_jitr_reconnects_publishes_and_receives_its
             assert not device.connects
             wait_for(lambda: certificate_status(endpoint, issued.certificate_pem) == "ACTIVE", "JITR's activation")
 
-            device.client.reconnect()
-            wait_for(lambda: device.connected, "the reconnect")
+            wait_for(lambda: device.connected, "the retry to connect")
             device.client.subscribe("cmd/fleet/soil-sensor-77/#", qos=1)
             wait_for(lambda: "soil-sensor-77" in presence(endpoint), "presence")
             reading = {"ts": int(time.time() * 1000), "moisture": 12.5, "temperature": 18.0}
