@@ -47,6 +47,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
 from events import now_ms
+from local_runtime.activity import RuleFired
 from local_runtime.authorizers import Connection, Decision
 from local_runtime.device_certificates import DeviceTrust, EndpointCredentials
 from local_runtime.device_gateway import (
@@ -62,7 +63,6 @@ from local_runtime.device_gateway import (
     publish_problem,
     topic_problem,
 )
-from local_runtime.activity import RuleFired
 from local_runtime.errors import LocalRuntimeError
 from local_runtime import lifecycle_events as lifecycle
 from local_runtime.runtime import LocalRuntime
