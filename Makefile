@@ -39,9 +39,10 @@ run: synth
 	$(PY) -m local_runtime scenario events/scenarios/fleet_morning.json
 
 # The app with a device endpoint on loopback (MQTT over TLS: certificates on 8883, custom auth on 8443; WebSocket
-# on 8444) until Ctrl-C; see README, "Devices on the local endpoint".
+# on 8444) until Ctrl-C; see README, "Devices on the local endpoint". SERVE_ARGS adds options
+# (make serve SERVE_ARGS="--crl pki/ca.crl").
 serve: synth
-	$(PY) -m local_runtime serve
+	$(PY) -m local_runtime serve $(SERVE_ARGS)
 
 # The suite on two workers (pytest-xdist), a test file per worker at a time; ARGS narrows or adds to it
 # (make test-clock-ahead ARGS=tests/e2e).

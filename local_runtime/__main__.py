@@ -119,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
         "--folder", type=Path, default=Path(".local_runtime/endpoint"), help="where the endpoint keeps its CA and "
         "server certificate (default: %(default)s)"
     )
+    serve.add_argument(
+        "--crl", type=Path, action="append", default=[], metavar="FILE",
+        help="a CA's CRL (DER or PEM) for the trust bucket, as on AWS, so activate_certificate can activate that "
+        "CA's devices (JITR); repeatable",
+    )
     serve.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C or SIGTERM)")
     serve.add_argument("--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT_S, help="seconds (%(default)s)")
     serve.set_defaults(run=_serve)
@@ -211,9 +216,13 @@ def _authorize(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from local_runtime.device_endpoint import DeviceEndpoint  # loads the broker only for this command
+    from local_runtime.trust_material import put_crl
 
     with _event_flow_runtime(args) as runtime:
         print(startup_summary(runtime, with_event_flow=True))
+        for crl in args.crl:
+            ca_id = put_crl(runtime, crl.read_bytes())
+            print(f"{crl}: the CRL of CA certificate {ca_id}, in the trust bucket")
         endpoint = DeviceEndpoint(
             runtime,
             args.folder,

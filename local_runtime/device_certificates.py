@@ -58,6 +58,7 @@ from device_pki import CertificateAuthority, PkiError, format_serial
 from local_runtime.assembly import Stack
 from local_runtime.errors import NotEmulated
 from local_runtime.intrinsics import Resolver
+from local_runtime.iot_registry import AUTO_REGISTRATION, CaCertificate, IotRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -158,25 +159,25 @@ class DeviceTrust:
     Each handshake takes the trust store of the registered set as last read; the set is read again when that read
     is older than `max_age_s`. So a CA registered while the endpoint runs is trusted from at most `max_age_s` later
     (0: from the next handshake), and a reconnect storm costs one read per `max_age_s`, not one per device. The
-    read happens in the handshake (the SNI callback, in the caller's thread or event loop): a few local calls.
+    read happens in the handshake (the SNI callback, in the caller's thread or event loop), in process (iot_registry).
     """
 
     def __init__(
         self,
-        iot_client_factory: Callable[[], Any],
+        registry: IotRegistry,
         credentials: EndpointCredentials,
         *,
         max_age_s: float = DEFAULT_TRUST_MAX_AGE_S,
         alpn_protocols: tuple[str, ...] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._iot = iot_client_factory
+        self._registry = registry
         self._credentials = credentials
         self._max_age_s = max_age_s
         self._alpn_protocols = alpn_protocols
         self._clock = clock
         self._lock = threading.Lock()
-        self._pems: dict[str, str] = {}  # by certificate id, which is the hash of the certificate: never stale
+        self._pems: dict[str, str] = {}  # by certificate id
         self._contexts: dict[tuple[tuple[str, ...], tuple[str, ...]], ssl.SSLContext] = {}
         self._current: ssl.SSLContext | None = None
         self._read_at = float("-inf")
@@ -204,26 +205,11 @@ class DeviceTrust:
             return self._current
 
     def _registered_set(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        iot = self._iot()
-        cas = [c for page in iot.get_paginator("list_ca_certificates").paginate() for c in page["certificates"]]
-        active = sorted(c["certificateId"] for c in cas if c["status"] == ACTIVE)
-        with_ca = {
-            c["certificateId"]
-            for ca in cas
-            for page in iot.get_paginator("list_certificates_by_ca").paginate(caCertificateId=ca["certificateId"])
-            for c in page["certificates"]
-        }
-        everything = {c["certificateId"] for page in iot.get_paginator("list_certificates").paginate() for c in page["certificates"]}
-        for certificate_id in active:
-            if certificate_id not in self._pems:
-                description = iot.describe_ca_certificate(certificateId=certificate_id)["certificateDescription"]
-                self._pems[certificate_id] = description["certificatePem"]
-        without_ca = sorted(everything - with_ca)
-        for certificate_id in without_ca:
-            if certificate_id not in self._pems:
-                description = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
-                self._pems[certificate_id] = description["certificatePem"]
-        return tuple(active), tuple(without_ca)
+        active = [ca for ca in self._registry.ca_certificates() if ca.status == ACTIVE]
+        without_ca = self._registry.certificates_without_ca()
+        # An id is the hash of its certificate: a pem once read is never stale.
+        self._pems.update({c.certificate_id: c.pem for c in (*active, *without_ca) if c.certificate_id not in self._pems})
+        return tuple(sorted(ca.certificate_id for ca in active)), tuple(sorted(c.certificate_id for c in without_ca))
 
     def _context(self, registered: tuple[tuple[str, ...], tuple[str, ...]]) -> ssl.SSLContext:
         if registered in self._contexts:
@@ -349,17 +335,17 @@ class Admission:
     events: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _RegisteredCa:
-    certificate_id: str
-    pem: str
-    status: str
-    auto_registration: str
-    registration_config: Mapping[str, str]
-
-
-def admit(iot: Any, certificate_der: bytes, *, templates: ProvisioningTemplates, account: str, now_ms: int) -> Admission:
-    """IoT's decision for a client certificate that passed the TLS handshake (see the module's docstring)."""
+def admit(
+    registry: IotRegistry,
+    iot: Any,
+    certificate_der: bytes,
+    *,
+    templates: ProvisioningTemplates,
+    account: str,
+    now_ms: int,
+) -> Admission:
+    """IoT's decision for a client certificate that passed the TLS handshake (see the module's docstring): the
+    registry as it is read, IoT's own writes (JITR's registration, JITP's provisioning) through the API, `iot`."""
     try:
         certificate = x509.load_der_x509_certificate(certificate_der)
     except ValueError:
@@ -376,16 +362,16 @@ def admit(iot: Any, certificate_der: bytes, *, templates: ProvisioningTemplates,
     if now > certificate.not_valid_after_utc:
         return refused(f"the certificate expired at {certificate.not_valid_after_utc.isoformat()}")
 
-    description = _description(iot, certificate_id)
-    if description is not None:
-        status = description["status"]
+    registered = registry.certificate(certificate_id)
+    if registered is not None:
+        status = registered.status
         if status == ACTIVE:
             return Admission(True, "the certificate is registered and ACTIVE", certificate_id, arn)
         if status == PENDING_ACTIVATION:
-            ca = _issuing_ca(iot, certificate)
+            ca = _issuing_ca(registry, certificate)
             events = []
             if ca is not None:
-                registered_ms = int(description["creationDate"].timestamp() * 1000)
+                registered_ms = int(registered.creation_date.timestamp() * 1000)
                 events.append(_registered_event(certificate_id, ca.certificate_id, account, now_ms, registered_ms))
             return refused(
                 "the certificate is PENDING_ACTIVATION: it connects once it is made ACTIVE; the connection is "
@@ -394,7 +380,7 @@ def admit(iot: Any, certificate_der: bytes, *, templates: ProvisioningTemplates,
             )
         return refused(f"the certificate is {status}: only an ACTIVE certificate connects")
 
-    ca = _issuing_ca(iot, certificate)
+    ca = _issuing_ca(registry, certificate)
     if ca is None:
         return refused("the certificate is not registered, and no CA certificate registered with IoT issued it")
     if ca.status != ACTIVE:
@@ -433,35 +419,15 @@ def _registered_event(certificate_id: str, ca_id: str, account: str, now_ms: int
     return REGISTERED_TOPIC.format(ca_id), json.dumps(payload, separators=(",", ":")).encode()
 
 
-def _description(iot: Any, certificate_id: str) -> dict[str, Any] | None:
-    try:
-        return iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ResourceNotFoundException":
-            return None
-        raise
-
-
-def _issuing_ca(iot: Any, certificate: x509.Certificate) -> _RegisteredCa | None:
+def _issuing_ca(registry: IotRegistry, certificate: x509.Certificate) -> CaCertificate | None:
     """The registered CA certificate that signed this one (an ACTIVE one first, if two share a key)."""
-    found: list[_RegisteredCa] = []
-    for page in iot.get_paginator("list_ca_certificates").paginate():
-        for listed in page["certificates"]:
-            answer = iot.describe_ca_certificate(certificateId=listed["certificateId"])
-            description = answer["certificateDescription"]
-            try:
-                certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(description["certificatePem"].encode()))
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-            found.append(
-                _RegisteredCa(
-                    certificate_id=description["certificateId"],
-                    pem=description["certificatePem"],
-                    status=description["status"],
-                    auto_registration=description.get("autoRegistrationStatus", "DISABLE"),
-                    registration_config=answer.get("registrationConfig") or {},
-                )
-            )
+    found: list[CaCertificate] = []
+    for ca in registry.ca_certificates():
+        try:
+            certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.pem.encode()))
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        found.append(ca)
     found.sort(key=lambda ca: ca.status != ACTIVE)
     return found[0] if found else None
 
@@ -475,7 +441,7 @@ def _provision(
     pem: str,
     certificate_id: str,
     arn: str,
-    ca: _RegisteredCa,
+    ca: CaCertificate,
     templates: ProvisioningTemplates,
     refused: Callable[..., Admission],
 ) -> Admission:
@@ -620,7 +586,6 @@ def _policy_name(iot: Any, policy: Mapping[str, Any]) -> str:
 
 # --- what moto lacks ---------------------------------------------------------------------------------------------
 
-_AUTO_REGISTRATION = "local_runtime_auto_registration_status"  # set on moto's CA certificate objects
 
 
 def install() -> Callable[[], None]:
@@ -658,7 +623,7 @@ def install() -> Callable[[], None]:
         status = "ENABLE" if response._get_bool_param("allowAutoRegistration", False) else "DISABLE"
         for ca in response.iot_backend.ca_certificates.values():
             if ca.certificate_pem == pem:
-                setattr(ca, _AUTO_REGISTRATION, status)
+                setattr(ca, AUTO_REGISTRATION, status)
         return answer
 
     def update_ca_certificate(response: IoTResponse) -> Any:
@@ -668,11 +633,11 @@ def install() -> Callable[[], None]:
         answer = moto_update(response)
         if status is not None:
             ca = response.iot_backend.describe_ca_certificate(response.path.split("/")[-1])
-            setattr(ca, _AUTO_REGISTRATION, status)
+            setattr(ca, AUTO_REGISTRATION, status)
         return answer
 
     def describe(ca: FakeCaCertificate) -> dict[str, Any]:
-        return {**FakeCertificate.to_description_dict(ca), "autoRegistrationStatus": getattr(ca, _AUTO_REGISTRATION, "DISABLE")}
+        return {**FakeCertificate.to_description_dict(ca), "autoRegistrationStatus": getattr(ca, AUTO_REGISTRATION, "DISABLE")}
 
     IoTResponse.list_ca_certificates = list_ca_certificates  # type: ignore[attr-defined]
     IoTResponse.register_ca_certificate = register_ca_certificate  # type: ignore[method-assign]

@@ -34,9 +34,11 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, TypeVar
+from urllib.parse import unquote
 
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter, WebSocketsReader, WebSocketsWriter
 from amqtt.broker import Broker
@@ -47,6 +49,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 
 from events import now_ms
+from local_runtime.account import ACCOUNT_ID, REGION
 from local_runtime.activity import RuleFired
 from local_runtime.authorizers import Connection, Decision
 from local_runtime.device_certificates import DeviceTrust, EndpointCredentials
@@ -64,6 +67,7 @@ from local_runtime.device_gateway import (
     topic_problem,
 )
 from local_runtime.errors import LocalRuntimeError
+from local_runtime.iot_registry import IotRegistry
 from local_runtime import lifecycle_events as lifecycle
 from local_runtime.runtime import LocalRuntime
 
@@ -382,21 +386,24 @@ class DeviceEndpoint:
         # (client id, connection id, allowed) of every authorizer decision: a connect or a refresh
         self.authorizations: list[tuple[str, str, bool]] = []
         self.handed_to_rules: list[HandedToRules] = []  # in order
+        self._uninstall_connectivity_api: Callable[[], None] | None = None
 
     # -- lifecycle of the endpoint --------------------------------------------------------------------------
 
     def __enter__(self) -> DeviceEndpoint:
         runtime = self.runtime
-        iot = runtime.cloud.client("iot")
+        registry = IotRegistry(ACCOUNT_ID, REGION)
         self._gateway = DeviceGateway(
             runtime.stack,
-            iot,
+            registry,
+            runtime.cloud.client("iot"),
             authorizers=lambda: self._runtime_thread.call(lambda r: r.authorizers),
             authorize=self._authorize,
             templates=runtime.cloud.provisioning_templates,
             now_ms=now_ms,
         )
-        trust = DeviceTrust(lambda: iot, self.credentials, alpn_protocols=("x-amzn-mqtt-ca",))
+        self._uninstall_connectivity_api = _serve_connectivity_api(registry, self.thing_connectivity)
+        trust = DeviceTrust(registry, self.credentials, alpn_protocols=("x-amzn-mqtt-ca",))
         contexts = {MTLS: trust.server_context(), CUSTOM_AUTH: self._token_context(), WEBSOCKET: self._token_context()}
         self._runtime_thread.start()
         runtime.start_event_flow().deliver = self._deliver_from_runtime
@@ -426,6 +433,9 @@ class DeviceEndpoint:
                 self._loop.close()
             self.runtime.start_event_flow().deliver = None
             self._runtime_thread.stop()
+            if self._uninstall_connectivity_api is not None:
+                self._uninstall_connectivity_api()
+                self._uninstall_connectivity_api = None
 
     def _serve(self, contexts: dict[str, ssl.SSLContext], started: concurrent.futures.Future[None]) -> None:
         assert self._loop is not None
@@ -732,3 +742,29 @@ class DeviceEndpoint:
                 return
             connection.grant.policies = decision.grant.policies
             connection.grant.refresh_after_s = decision.grant.refresh_after_s
+
+
+def _serve_connectivity_api(registry: IotRegistry, answer: Callable[[str], dict[str, Any]]) -> Callable[[], None]:
+    """GetThingConnectivityData in the embedded AWS (moto has no such route), answered from the endpoint's
+    sessions, for as long as the endpoint runs; returns what removes it. A thing that does not exist is
+    ResourceNotFoundException, as on AWS."""
+    from moto.core.responses import ActionResult  # moto loads its backends lazily: so does this
+    from moto.iot.exceptions import ResourceNotFoundException
+    from moto.iot.responses import IoTResponse
+
+    def get_thing_connectivity_data(response: IoTResponse) -> ActionResult:
+        thing_name = unquote(response.path.split("/")[-2])
+        if registry.thing(thing_name) is None:
+            raise ResourceNotFoundException(f"Thing {thing_name} does not exist")
+        known = answer(thing_name)
+        if "timestamp" in known:  # epoch milliseconds here; a timestamp in the API's shape
+            known = {**known, "timestamp": datetime.fromtimestamp(known["timestamp"] / 1000, timezone.utc)}
+        return ActionResult(known)
+
+    IoTResponse.get_thing_connectivity_data = get_thing_connectivity_data  # type: ignore[attr-defined]
+
+    def uninstall() -> None:
+        if "get_thing_connectivity_data" in vars(IoTResponse):
+            del IoTResponse.get_thing_connectivity_data  # type: ignore[attr-defined]
+
+    return uninstall

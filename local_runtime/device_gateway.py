@@ -39,6 +39,7 @@ from local_runtime.iot_policies import (
     topic_arn,
     topic_filter_arn,
 )
+from local_runtime.iot_registry import IotRegistry
 from local_runtime.topics import is_reserved
 
 MAX_CLIENT_ID_BYTES = 128
@@ -93,13 +94,15 @@ class DeviceGateway:
     def __init__(
         self,
         stack: Stack,
+        registry: IotRegistry,
         iot: Any,
         authorizers: Callable[[], dict[str, Authorizer]],
         authorize: Callable[[str, Connection], Decision],
         templates: ProvisioningTemplates,
         now_ms: Callable[[], int],
     ) -> None:
-        self._iot = iot
+        self._registry = registry  # read at every connection
+        self._iot = iot  # for what IoT writes because of a connection (JITR, JITP)
         self._authorizers = authorizers
         self._authorize = authorize  # runs the authorizer function (on the runtime's thread)
         self._templates = templates
@@ -139,13 +142,15 @@ class DeviceGateway:
         if request.certificate_der is None:
             return ConnectDecision(None, "the device presented no client certificate")
         admission: Admission = admit(
-            self._iot, request.certificate_der, templates=self._templates, account=ACCOUNT_ID, now_ms=self._now_ms()
+            self._registry,
+            self._iot,
+            request.certificate_der, templates=self._templates, account=ACCOUNT_ID, now_ms=self._now_ms()
         )
         if not admission.admitted:
             return ConnectDecision(None, admission.reason, tuple(admission.events))
         assert admission.certificate_id is not None and admission.certificate_arn is not None
         context = connection_context(
-            self._iot,
+            self._registry,
             region=REGION,
             account=ACCOUNT_ID,
             client_id=request.client_id,
@@ -155,7 +160,7 @@ class DeviceGateway:
         )
         grant = Grant(
             principal_identifier=admission.certificate_id,
-            policies=certificate_policies(self._iot, admission.certificate_arn, context),
+            policies=certificate_policies(self._registry, admission.certificate_arn, context),
             context=context,
         )
         return self._connect_verdict(grant, request, admission.reason, tuple(admission.events))

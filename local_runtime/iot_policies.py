@@ -48,6 +48,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from local_runtime.iot_registry import IotRegistry
+
 POLICY_VERSION = "2012-10-17"
 _VERSIONS_WITHOUT_VARIABLES = (None, "2008-10-17")
 _THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
@@ -616,7 +618,7 @@ def _one_of(statement: Mapping[str, Any], element: str, negated: str, number: in
 
 
 def connection_context(
-    iot: Any,
+    registry: IotRegistry,
     *,
     region: str,
     account: str,
@@ -638,20 +640,17 @@ def connection_context(
     )
     if not _THING_NAME.fullmatch(client_id):
         return known  # no thing can have this name
-    try:
-        thing = iot.describe_thing(thingName=client_id)
-    except iot.exceptions.ResourceNotFoundException:
+    thing = registry.thing(client_id)
+    if thing is None:
         return known
-    attached = certificate_arn is not None and certificate_arn in _pages(
-        iot, "list_thing_principals", "principals", thingName=client_id
-    )
+    attached = certificate_arn is not None and certificate_arn in registry.thing_principals(client_id)
     return PolicyContext(
         region=region,
         account=account,
         client_id=client_id,
-        thing_name=thing["thingName"],
-        thing_type_name=thing.get("thingTypeName"),
-        thing_attributes=dict(thing.get("attributes") or {}),
+        thing_name=thing.name,
+        thing_type_name=thing.type_name,
+        thing_attributes=thing.attributes,
         is_attached=attached,
         certificate_id=known.certificate_id,
         certificate=certificate,
@@ -659,23 +658,17 @@ def connection_context(
     )
 
 
-def certificate_policies(iot: Any, certificate_arn: str, context: PolicyContext) -> list[NamedPolicy]:
+def certificate_policies(registry: IotRegistry, certificate_arn: str, context: PolicyContext) -> list[NamedPolicy]:
     """The policies IoT evaluates for a certificate's connection: those attached to the certificate, and,
     when the client ID is the name of a thing attached to the certificate, those of the thing's static groups
     and of their parent groups, which they inherit (thing-groups.html). Dynamic thing groups cannot have
-    policies (dynamic-thing-groups.html)."""
-    names = [p["policyName"] for p in _pages(iot, "list_attached_policies", "policies", target=certificate_arn)]
+    policies (dynamic-thing-groups.html). A policy deleted between the listing and the read is not evaluated."""
+    names = registry.attached_policies(certificate_arn)
     if context.thing_name is not None and context.is_attached and context.thing_name == context.client_id:
-        for group in _pages(iot, "list_thing_groups_for_thing", "thingGroups", thingName=context.thing_name):
-            described = iot.describe_thing_group(thingGroupName=group["groupName"])
-            if "queryString" in described:
+        for group in registry.thing_groups(context.thing_name):
+            if group.dynamic:
                 continue
-            ancestors = described.get("thingGroupMetadata", {}).get("rootToParentThingGroups", [])
-            for arn in [group["groupArn"], *(ancestor["groupArn"] for ancestor in ancestors)]:
-                names += [p["policyName"] for p in _pages(iot, "list_attached_policies", "policies", target=arn)]
-    unique = list(dict.fromkeys(names))
-    return [NamedPolicy(name, iot.get_policy(policyName=name)["policyDocument"]) for name in unique]
-
-
-def _pages(iot: Any, operation: str, key: str, **arguments: Any) -> list[Any]:
-    return [item for page in iot.get_paginator(operation).paginate(**arguments) for item in page.get(key, [])]
+            for arn in [group.arn, *group.ancestor_arns]:
+                names += registry.attached_policies(arn)
+    documents = {name: registry.policy_document(name) for name in dict.fromkeys(names)}
+    return [NamedPolicy(name, document) for name, document in documents.items() if document is not None]

@@ -131,16 +131,6 @@ def assert_nothing_left_running(worker_pids: list[int], port: int) -> None:
     raise AssertionError(f"something still listens on port {port}")
 
 
-def trust_bucket(runtime: LocalRuntime) -> str:
-    """The app's bucket of CA trust material (CRLs, the allow-list), which activate_certificate reads."""
-    [name] = [
-        runtime.cloud.physical[resource.logical_id].ref
-        for resource in runtime.cloud.created
-        if resource.type == "AWS::S3::Bucket" and "/Activation/TrustBucket/" in (resource.cdk_path or "")
-    ]
-    return name
-
-
 def lambda_action(function_id: str) -> dict[str, Any]:
     return {"Lambda": {"FunctionArn": {"Fn::GetAtt": [function_id, "Arn"]}}}
 

@@ -25,8 +25,8 @@ from device_pki.authority import CertificateAuthority
 from device_tokens import mint
 from local_runtime import LocalRuntime
 from local_runtime.device_endpoint import DeviceEndpoint
+from local_runtime.trust_material import put_crl
 from tests.conftest import authorizer_context, session_build_dir
-from tests.e2e.assemblies import trust_bucket
 
 AUTHORIZER = "iot_backend_devices"
 WAIT_S = 60
@@ -113,6 +113,12 @@ def presence(endpoint: DeviceEndpoint) -> dict[str, dict[str, Any]]:
     return endpoint.call(read)
 
 
+def thing_connectivity(endpoint: DeviceEndpoint, thing_name: str) -> dict[str, Any]:
+    """GetThingConnectivityData, as an operator's tool asks the embedded AWS for it."""
+    answer = endpoint.runtime.cloud.client("iot").get_thing_connectivity_data(thingName=thing_name)
+    return {key: value for key, value in answer.items() if key != "ResponseMetadata"}
+
+
 def certificate_status(endpoint: DeviceEndpoint, pem: str) -> str | None:
     iot = endpoint.runtime.cloud.client("iot")
     for certificate in iot.list_certificates()["certificates"]:
@@ -129,9 +135,9 @@ def test_a_new_device_is_activated_by_jitr_reconnects_publishes_and_receives_its
     issued = authority.issue_device("soil-sensor-77")
     certificate, key = issued.save(tmp_path / "device", "soil-sensor-77")
     with serving(device_assembly, tmp_path / "endpoint") as endpoint:
-        iot, s3 = endpoint.runtime.cloud.client("iot"), endpoint.runtime.cloud.client("s3")
+        iot = endpoint.runtime.cloud.client("iot")
         [ca] = iot.list_ca_certificates()["certificates"]
-        s3.put_object(Bucket=trust_bucket(endpoint.runtime), Key=f"crl/{ca['certificateId']}.crl", Body=authority.crl())
+        assert put_crl(endpoint.runtime, authority.crl()) == ca["certificateId"]  # as `serve --crl` does
         device = paho_device("soil-sensor-77", endpoint, certfile=str(certificate), keyfile=str(key))
         port = endpoint.ports["mtls"]
 
@@ -154,15 +160,20 @@ def test_a_new_device_is_activated_by_jitr_reconnects_publishes_and_receives_its
             assert topic == "cmd/fleet/soil-sensor-77/threshold"
             assert json.loads(payload)
             connected = presence(endpoint)["soil-sensor-77"]
+            while_connected = thing_connectivity(endpoint, "soil-sensor-77")
             device.client.disconnect()
             wait_for(lambda: not endpoint.connected_clients(), "the disconnect")
         finally:
             device.client.loop_stop()
         after = presence(endpoint)["soil-sensor-77"]
-        connectivity = endpoint.thing_connectivity("soil-sensor-77")
-    assert connected["connected"] is True
+        connectivity = thing_connectivity(endpoint, "soil-sensor-77")
+        iot = endpoint.runtime.cloud.client("iot")
+        with pytest.raises(iot.exceptions.ResourceNotFoundException):
+            iot.get_thing_connectivity_data(thingName="no-such-thing")
+    assert connected["connected"] is True and while_connected["connected"] is True
     assert after["connected"] is False and connectivity["connected"] is False
     assert connectivity["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
+    assert connectivity["timestamp"] >= while_connected["timestamp"]
 
 
 def test_a_certificate_of_an_unknown_ca_is_refused_at_the_handshake(
@@ -246,19 +257,37 @@ def test_a_second_connection_with_the_same_client_id_takes_over_and_presence_fol
     assert final["connected"] is False
 
 
-def test_serve_prints_the_endpoint_and_its_ca_and_stops_cleanly(
+def test_serve_prints_the_endpoint_and_its_ca_puts_the_crl_in_and_stops_cleanly(
+    device_assembly: Path, device_ca: tuple[CertificateAuthority, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from local_runtime.__main__ import main
+
+    authority, _ = device_ca
+    crl = tmp_path / "ca.crl"
+    crl.write_text(authority.crl_pem())
+    folder = tmp_path / "endpoint"
+    ports = ["--mtls-port", "0", "--custom-auth-port", "0", "--websocket-port", "0"]
+    serve = ["serve", "--assembly", str(device_assembly), "--folder", str(folder), "--crl", str(crl), "--seconds", "1"]
+    code = main([*serve, *ports])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"{crl}: the CRL of CA certificate " in out and "in the trust bucket" in out
+    assert f"devices verify it with {folder / 'ca.pem'}" in out
+    assert "x-amz-customauthorizer-name=<authorizer>" in out and "iot_backend_devices" in out
+    assert "Final state" in out
+
+
+def test_serve_refuses_a_crl_no_registered_ca_signed(
     device_assembly: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from local_runtime.__main__ import main
 
-    folder = tmp_path / "endpoint"
+    crl = tmp_path / "other.crl"
+    crl.write_bytes(CertificateAuthority.create("Someone Else's CA").crl())
     ports = ["--mtls-port", "0", "--custom-auth-port", "0", "--websocket-port", "0"]
-    code = main(["serve", "--assembly", str(device_assembly), "--folder", str(folder), "--seconds", "1", *ports])
-    out = capsys.readouterr().out
-    assert code == 0
-    assert f"devices verify it with {folder / 'ca.pem'}" in out
-    assert "x-amz-customauthorizer-name=<authorizer>" in out and "iot_backend_devices" in out
-    assert "Final state" in out
+    code = main(["serve", "--assembly", str(device_assembly), "--folder", str(tmp_path), "--crl", str(crl), *ports])
+    assert code == 2
+    assert "no CA certificate registered in the app signed the CRL of CN=Someone Else's CA" in capsys.readouterr().err
 
 
 def register_device(endpoint: DeviceEndpoint, authority: CertificateAuthority, issued: Any, thing: str) -> None:
@@ -310,7 +339,7 @@ def test_the_aws_iot_device_sdk_connects_with_its_certificate_publishes_and_rece
         finally:
             connection.disconnect().result(WAIT_S)
         wait_for(lambda: not endpoint.connected_clients(), "the disconnect")
-        connectivity = endpoint.thing_connectivity("soil-sensor-90")
+        connectivity = thing_connectivity(endpoint, "soil-sensor-90")
     assert commands[0][0] == "cmd/fleet/soil-sensor-90/threshold"
     assert row["connected"] is True and row["principalIdentifier"]
     assert connectivity["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"

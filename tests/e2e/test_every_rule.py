@@ -21,8 +21,8 @@ from events import sqs_bodies
 from local_runtime import LocalRuntime
 from local_runtime.scenario import DeviceConnect, DevicePublish, Publish, load_scenario
 from local_runtime.topics import TopicFilter
+from local_runtime.trust_material import trust_bucket
 from tests import jitr_samples
-from tests.e2e.assemblies import trust_bucket
 from tests.e2e.rule_mutants import assembly_with_sql, from_filter, mutants
 from tests.e2e.test_fleet_morning import SCENARIO
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from events import sqs_bodies
 from local_runtime import LocalRuntime
+from local_runtime.trust_material import trust_bucket
 from tests import jitr_samples
-from tests.e2e.assemblies import assert_nothing_left_running, trust_bucket
+from tests.e2e.assemblies import assert_nothing_left_running
 
 TOPIC = "$aws/events/certificates/registered/{}"
 

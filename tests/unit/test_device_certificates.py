@@ -33,9 +33,10 @@ from local_runtime.device_certificates import (
     install,
 )
 from local_runtime.errors import NotEmulated
+from local_runtime.iot_registry import IotRegistry
 from stacks.onboarding.certificate_authorities import jitp_template_body
 
-ACCOUNT = "123456789012"
+ACCOUNT, REGION = "123456789012", "eu-west-1"
 JITP_TEMPLATE, POLICY, GROUP = "iot_backend_jitp", "iot_backend_device", "iot_backend_fleet"
 
 
@@ -47,7 +48,7 @@ def iot() -> Iterator[Any]:
         with mock_aws():
             uninstall = install()
             try:
-                yield boto3.client("iot", region_name="eu-west-1")
+                yield boto3.client("iot", region_name=REGION)
             finally:
                 uninstall()
     finally:
@@ -80,7 +81,8 @@ def now_ms() -> int:
 
 
 def decide(iot: Any, device: IssuedCertificate, templates: ProvisioningTemplates | None = None, at_ms: int | None = None):
-    return admit(iot, der(device), templates=templates or ProvisioningTemplates(), account=ACCOUNT, now_ms=at_ms or now_ms())
+    templates = templates or ProvisioningTemplates()
+    return admit(IotRegistry(ACCOUNT, REGION), iot, der(device), templates=templates, account=ACCOUNT, now_ms=at_ms or now_ms())
 
 
 def status(iot: Any, certificate_id: str) -> str:
@@ -349,7 +351,7 @@ def handshake(port: int, credentials: EndpointCredentials, device: IssuedCertifi
 @pytest.fixture
 def server(iot: Any, tmp_path: Path) -> Iterator[tuple[HandshakeServer, EndpointCredentials]]:
     credentials = EndpointCredentials.in_folder(tmp_path / "endpoint")
-    trust = DeviceTrust(lambda: iot, credentials, max_age_s=0)
+    trust = DeviceTrust(IotRegistry(ACCOUNT, REGION), credentials, max_age_s=0)
     running = HandshakeServer(trust.server_context())
     try:
         yield running, credentials

@@ -26,6 +26,7 @@ from local_runtime.iot_policies import (
     topic_arn,
     topic_filter_arn,
 )
+from local_runtime.iot_registry import IotRegistry
 from stacks.device_policy import device_policy_document
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
@@ -663,30 +664,37 @@ def iot():
         yield boto3.client("iot", region_name=REGION)
 
 
+@pytest.fixture
+def registry(iot) -> IotRegistry:
+    return IotRegistry(ACCOUNT, REGION)  # what the API calls above made, read in process
+
+
 def device_certificate(iot) -> str:
     return iot.create_keys_and_certificate(setAsActive=True)["certificateArn"]
 
 
-def test_connection_context_is_the_thing_named_after_the_client_id_with_its_type_attributes_and_attachment(iot) -> None:
+def test_connection_context_is_the_thing_named_after_the_client_id_with_its_type_attributes_and_attachment(
+    iot, registry
+) -> None:
     iot.create_thing_type(thingTypeName="sensor")
     iot.create_thing(thingName="thing-1", thingTypeName="sensor", attributePayload={"attributes": {"site": "lyon"}})
     certificate_arn = device_certificate(iot)
     iot.attach_thing_principal(thingName="thing-1", principal=certificate_arn)
     known = {"region": REGION, "account": ACCOUNT, "certificate": None, "source_ip": "127.0.0.1"}
 
-    found = connection_context(iot, client_id="thing-1", certificate_arn=certificate_arn, **known)
+    found = connection_context(registry, client_id="thing-1", certificate_arn=certificate_arn, **known)
     assert (found.thing_name, found.thing_type_name) == ("thing-1", "sensor")
     assert found.thing_attributes == {"site": "lyon"}
     assert found.is_attached
     assert found.certificate_id == certificate_arn.rsplit("/", 1)[-1]
     assert found.source_ip == "127.0.0.1"
 
-    other_certificate = connection_context(iot, client_id="thing-1", certificate_arn=device_certificate(iot), **known)
+    other_certificate = connection_context(registry, client_id="thing-1", certificate_arn=device_certificate(iot), **known)
     assert other_certificate.thing_name == "thing-1" and not other_certificate.is_attached
-    custom_authorizer = connection_context(iot, client_id="thing-1", certificate_arn=None, **known)
+    custom_authorizer = connection_context(registry, client_id="thing-1", certificate_arn=None, **known)
     assert not custom_authorizer.is_attached and custom_authorizer.certificate_id is None
     for nameless in ("laptop", "a/b", ""):  # no such thing; not a thing name at all
-        assert connection_context(iot, client_id=nameless, certificate_arn=certificate_arn, **known).thing_name is None
+        assert connection_context(registry, client_id=nameless, certificate_arn=certificate_arn, **known).thing_name is None
 
 
 def create_policy(iot, name: str, topic: str) -> None:
@@ -695,7 +703,7 @@ def create_policy(iot, name: str, topic: str) -> None:
 
 
 def test_certificate_policies_add_the_thing_groups_and_their_parents_when_the_client_id_is_the_attached_thing(
-    iot,
+    iot, registry
 ) -> None:
     iot.create_thing(thingName="thing-1")
     certificate_arn = device_certificate(iot)
@@ -710,10 +718,10 @@ def test_certificate_policies_add_the_thing_groups_and_their_parents_when_the_cl
     iot.attach_policy(policyName="everyone", target=iot.describe_thing_group(thingGroupName="fleet")["thingGroupArn"])
     known = {"region": REGION, "account": ACCOUNT, "certificate": None, "source_ip": None}
 
-    as_thing = connection_context(iot, client_id="thing-1", certificate_arn=certificate_arn, **known)
-    policies = certificate_policies(iot, certificate_arn, as_thing)
+    as_thing = connection_context(registry, client_id="thing-1", certificate_arn=certificate_arn, **known)
+    policies = certificate_policies(registry, certificate_arn, as_thing)
     assert sorted(p.name for p in policies) == ["everyone", "lyon", "own"]
     assert all(may_publish(policies, topic, as_thing) for topic in ("own", "lyon", "everyone"))
 
-    as_other_client = connection_context(iot, client_id="laptop", certificate_arn=certificate_arn, **known)
-    assert [p.name for p in certificate_policies(iot, certificate_arn, as_other_client)] == ["own"]
+    as_other_client = connection_context(registry, client_id="laptop", certificate_arn=certificate_arn, **known)
+    assert [p.name for p in certificate_policies(registry, certificate_arn, as_other_client)] == ["own"]
