@@ -102,6 +102,10 @@ class _Worker:
         os.close(requests_read)
         os.close(responses_write)
         self._buffer = b""
+        # poll, not select: select refuses descriptors above 1023, which a device endpoint's thousand sockets
+        # make this pipe's.
+        self._readable = select.poll()
+        self._readable.register(self._responses_fd, select.POLLIN)
 
     def send(self, message: Mapping[str, Any]) -> None:
         data = json.dumps(message).encode() + b"\n"
@@ -115,7 +119,7 @@ class _Worker:
         """The next message, or None if none came by `deadline` (time.monotonic())."""
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self._responses_fd], [], [], remaining)[0]:
+            if remaining <= 0 or not self._readable.poll(remaining * 1000):
                 return None
             chunk = os.read(self._responses_fd, 1 << 16)
             if not chunk:
