@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 from local_runtime.account import CREDENTIALS, REGION
 from local_runtime.assembly import FunctionSpec, select_function
 from local_runtime.cloud import EmbeddedAws
-from local_runtime.errors import LocalRuntimeError, NotEmulated
+from local_runtime.errors import NotEmulated
 from local_runtime.lambda_runtime import link_runtime_packages
 from local_runtime.native_packages import link_native_builds
 
