@@ -338,7 +338,10 @@ class EventSources:
         return True
 
     def _receive(self, mapping: SqsMapping) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
+        """Up to BatchSize messages, each once: a message whose visibility timeout is shorter than the gathering
+        (0 s, say) is visible again to the next receive, and Lambda never puts one message twice in a batch.
+        The newest copy is kept, since SQS deletes only with the newest receipt handle."""
+        messages: dict[str, dict[str, Any]] = {}
         while len(messages) < mapping.batch_size:
             received = self._sqs.receive_message(
                 QueueUrl=mapping.queue_url,
@@ -346,10 +349,11 @@ class EventSources:
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
-            if not received:
+            new = [message for message in received if message["MessageId"] not in messages]
+            messages.update((message["MessageId"], message) for message in received)
+            if not new:
                 break
-            messages += received
-        return messages
+        return list(messages.values())
 
 
 def queue_state(sqs: Any, queue_url: str) -> QueueState:

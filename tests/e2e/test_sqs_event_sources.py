@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.sqs.models import Message
 
 from local_runtime import LocalRuntime
 from local_runtime.activity import BatchDelivered
@@ -160,6 +161,26 @@ def test_a_delivery_delay_holds_messages_until_it_passes(tmp_path: Path) -> None
         assert runtime.event_sources.queue_states()["Work"].delayed == 1
         runtime.drain()
     assert len(batches(runtime)) == 1
+
+
+def test_a_message_visible_again_while_a_batch_is_gathered_is_in_the_batch_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a visibility timeout of 0 s every receive sees the message again; moto's clock, in milliseconds,
+    # shows it only when a millisecond has passed, so the test makes every message visible at every receive.
+    monkeypatch.setattr(Message, "visible", property(lambda _: True))
+    resources = {
+        "Consumer": python_function("consumer"),
+        "Work": queue(VisibilityTimeout=0),
+        "Mapping": sqs_mapping("Work", "Consumer"),
+    }
+    assembly = write_assembly(tmp_path, resources, {"consumer": {"app.py": CONSUMER}})
+    with LocalRuntime(assembly) as runtime:
+        send(runtime, "Work", "once")
+        runtime.drain()
+    [batch] = batches(runtime)
+    assert batch.records == 1
+    assert [record["body"] for record in batch.invocation.result["event"]["Records"]] == ["once"]
 
 
 def test_drain_gives_up_on_a_record_that_fails_forever(tmp_path: Path) -> None:
