@@ -24,6 +24,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from device_pki.authority import CertificateAuthority
 from device_tokens import mint
 from local_runtime import LocalRuntime
+from local_runtime.account import ACCOUNT_ID, REGION
 from local_runtime.device_endpoint import DeviceEndpoint
 from local_runtime.trust_material import put_crl
 from tests.conftest import authorizer_context, session_build_dir
@@ -70,7 +71,7 @@ class Device:
     client: mqtt.Client
     connects: list[Any] = field(default_factory=list)
     disconnects: list[Any] = field(default_factory=list)
-    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    messages: list[mqtt.MQTTMessage] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -84,7 +85,7 @@ def paho_device(client_id: str, endpoint: DeviceEndpoint, **tls: Any) -> Device:
     device = Device(client)
     client.on_connect = lambda _c, _u, _f, reason, _p: device.connects.append(reason)
     client.on_disconnect = lambda _c, _u, _f, reason, _p: device.disconnects.append(reason)
-    client.on_message = lambda _c, _u, message: device.messages.append((message.topic, message.payload))
+    client.on_message = lambda _c, _u, message: device.messages.append(message)
     return device
 
 
@@ -156,9 +157,9 @@ def test_a_new_device_is_activated_by_jitr_reconnects_publishes_and_receives_its
             wait_for(lambda: "soil-sensor-77" in presence(endpoint), "presence")
             reading = {"ts": int(time.time() * 1000), "moisture": 12.5, "temperature": 18.0}
             device.client.publish("dt/fleet/soil-sensor-77/soil", json.dumps(reading), qos=1).wait_for_publish(10)
-            topic, payload = wait_for(lambda: device.messages, "the threshold command")[0]
-            assert topic == "cmd/fleet/soil-sensor-77/threshold"
-            assert json.loads(payload)
+            command = wait_for(lambda: device.messages, "the threshold command")[0]
+            assert command.topic == "cmd/fleet/soil-sensor-77/threshold"
+            assert json.loads(command.payload)
             connected = presence(endpoint)["soil-sensor-77"]
             while_connected = thing_connectivity(endpoint, "soil-sensor-77")
             device.client.disconnect()
@@ -290,16 +291,81 @@ def test_serve_refuses_a_crl_no_registered_ca_signed(
     assert "no CA certificate registered in the app signed the CRL of CN=Someone Else's CA" in capsys.readouterr().err
 
 
-def register_device(endpoint: DeviceEndpoint, authority: CertificateAuthority, issued: Any, thing: str) -> None:
-    """As an operator onboards a device ahead of its first connection: its certificate ACTIVE, its thing, the
-    app's shared device policy."""
+def register_device(
+    endpoint: DeviceEndpoint,
+    authority: CertificateAuthority | None,
+    issued: Any,
+    thing: str,
+    policies: tuple[str, ...] = ("iot_backend_device",),
+) -> None:
+    """As an operator onboards a device ahead of its first connection: its certificate ACTIVE (registered
+    with its CA, or without one when `authority` is None), its thing, its policies (the app's shared device
+    policy unless said)."""
     iot = endpoint.runtime.cloud.client("iot")
-    arn = iot.register_certificate(
-        certificatePem=issued.certificate_pem, caCertificatePem=authority.certificate_pem, status="ACTIVE"
-    )["certificateArn"]
+    if authority is None:
+        arn = iot.register_certificate_without_ca(certificatePem=issued.certificate_pem, status="ACTIVE")["certificateArn"]
+    else:
+        arn = iot.register_certificate(
+            certificatePem=issued.certificate_pem, caCertificatePem=authority.certificate_pem, status="ACTIVE"
+        )["certificateArn"]
     iot.create_thing(thingName=thing)
     iot.attach_thing_principal(thingName=thing, principal=arn)
-    iot.attach_policy(policyName="iot_backend_device", target=arn)
+    for policy in policies:
+        iot.attach_policy(policyName=policy, target=arn)
+
+
+def certificate_device(
+    endpoint: DeviceEndpoint,
+    authority: CertificateAuthority,
+    folder: Path,
+    thing: str,
+    policies: tuple[str, ...] = ("iot_backend_device",),
+    *,
+    registered_with_ca: bool = True,
+) -> Device:
+    """A paho-mqtt device with its own certificate, onboarded as `register_device` does, that does not reconnect
+    by itself once a test has seen it disconnected."""
+    issued = authority.issue_device(thing)
+    certificate, key = issued.save(folder / thing, thing)
+    register_device(endpoint, authority if registered_with_ca else None, issued, thing, policies)
+    device = paho_device(thing, endpoint, certfile=str(certificate), keyfile=str(key))
+    device.client.reconnect_delay_set(60, 120)
+    return device
+
+
+def create_policy(endpoint: DeviceEndpoint, name: str, *statements: tuple[str | list[str], str]) -> str:
+    """An IoT policy of Allow statements (action, resource below the account's arn:aws:iot ARN)."""
+    base = f"arn:aws:iot:{REGION}:{ACCOUNT_ID}"
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": action, "Resource": f"{base}:{resource}"} for action, resource in statements],
+    }
+    endpoint.runtime.cloud.client("iot").create_policy(policyName=name, policyDocument=json.dumps(document))
+    return name
+
+
+@contextmanager
+def looping(*devices: Device) -> Iterator[None]:
+    """The network loops `connect` starts for these devices are stopped when the block ends."""
+    try:
+        yield
+    finally:
+        for device in devices:
+            device.client.loop_stop()
+
+
+def connect(device: Device, endpoint: DeviceEndpoint, listener: str = "mtls", *, admitted: bool = True) -> None:
+    """Connects and starts the device's network loop; waits for the connection when it is to be admitted."""
+    device.client.connect("localhost", endpoint.ports[listener])
+    device.client.loop_start()
+    if admitted:
+        wait_for(lambda: device.connected, "the connection")
+
+
+def lifecycle_events(endpoint: DeviceEndpoint, kind: str, client_id: str) -> list[dict[str, Any]]:
+    """The lifecycle events of `kind` (subscribed, unsubscribed ...) IoT published about `client_id`."""
+    topics = {f"$aws/events/subscriptions/{kind}/{client_id}", f"$aws/events/presence/{kind}/{client_id}"}
+    return [json.loads(m.payload) for m in list(endpoint.handed_to_rules) if not m.from_device and m.topic in topics]
 
 
 def test_the_aws_iot_device_sdk_connects_with_its_certificate_publishes_and_receives_its_command(
@@ -475,3 +541,164 @@ def test_the_aws_iot_device_sdk_connects_over_websocket_through_the_custom_autho
         finally:
             connection.disconnect().result(WAIT_S)
     assert row["connected"] is True
+
+
+SHARED = "shared/greenhouse"
+
+
+def test_devices_exchange_messages_at_qos_0_and_1_and_a_retained_one_reaches_a_later_subscriber(
+    device_assembly: Path, device_ca: tuple[CertificateAuthority, Path], tmp_path: Path
+) -> None:
+    authority, _ = device_ca
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        shared = create_policy(
+            endpoint,
+            "greenhouse_shared",
+            (["iot:Publish", "iot:RetainPublish", "iot:Receive"], f"topic/{SHARED}/*"),
+            ("iot:Subscribe", f"topicfilter/{SHARED}/*"),
+        )
+        policies = ("iot_backend_device", shared)
+        door = certificate_device(endpoint, authority, tmp_path, "door-sensor-1", policies)
+        panel = certificate_device(endpoint, authority, tmp_path, "control-panel-1", policies)
+        with looping(door, panel):
+            connect(door, endpoint)
+            door.client.publish(f"{SHARED}/door", b"open", qos=1, retain=True).wait_for_publish(10)
+            connect(panel, endpoint)
+            panel.client.subscribe(f"{SHARED}/*", qos=1)  # a policy's * is no MQTT wildcard: nothing matches it
+            panel.client.subscribe(f"{SHARED}/#", qos=1)
+            retained = wait_for(lambda: panel.messages, "the retained message")[0]
+            door.client.publish(f"{SHARED}/light", b"zero", qos=0)
+            door.client.publish(f"{SHARED}/light", b"one", qos=1).wait_for_publish(10)
+            wait_for(lambda: len(panel.messages) == 3, "both messages")
+            assert door.connected and panel.connected
+    assert (retained.topic, retained.payload, retained.retain, retained.qos) == (f"{SHARED}/door", b"open", True, 1)
+    assert [(m.payload, m.qos, m.retain) for m in panel.messages[1:]] == [(b"zero", 0, False), (b"one", 1, False)]
+
+
+def test_a_publish_over_128_kb_to_a_reserved_topic_or_retained_without_retain_publish_disconnects_the_device(
+    device_assembly: Path, device_ca: tuple[CertificateAuthority, Path], tmp_path: Path
+) -> None:
+    authority, _ = device_ca
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        # Allowed to publish anywhere: what refuses these publishes is IoT's limits, not the policy.
+        anywhere = create_policy(endpoint, "publish_anywhere", ("iot:Publish", "topic/*"))
+        big, reserved = (
+            certificate_device(endpoint, authority, tmp_path, name, ("iot_backend_device", anywhere))
+            for name in ("camera-1", "camera-2")
+        )
+        retaining = certificate_device(endpoint, authority, tmp_path, "camera-3")
+        with looping(big, reserved, retaining):
+            for device in (big, reserved, retaining):
+                connect(device, endpoint)
+            big.client.publish("$aws/things/camera-1/shadow/update", b"x" * 128 * 1024, qos=1).wait_for_publish(10)
+            assert big.connected
+            big.client.publish("$aws/things/camera-1/shadow/update", b"x" * (128 * 1024 + 1), qos=1)
+            reserved.client.publish("$aws/events/presence/connected/camera-2", b"{}", qos=1)
+            retaining.client.publish("dt/fleet/camera-3/image", b"{}", qos=1, retain=True)
+            wait_for(lambda: big.disconnects and reserved.disconnects and retaining.disconnects, "three disconnects")
+        wait_for(lambda: not endpoint.connected_clients(), "the endpoint to see them")
+        reasons = {name: endpoint.thing_connectivity(name)["disconnectReason"] for name in ("camera-1", "camera-2", "camera-3")}
+        refusals = dict(endpoint.refusals)
+        published = [m.topic for m in endpoint.handed_to_rules if m.from_device]
+    assert reasons == {"camera-1": "CLIENT_ERROR", "camera-2": "CLIENT_ERROR", "camera-3": "AUTH_ERROR"}
+    assert "the payload is 131073 bytes, over IoT's 131072" in refusals["camera-1"]
+    assert "is a reserved topic" in refusals["camera-2"]
+    assert "iot:RetainPublish" in refusals["camera-3"]
+    assert published == ["$aws/things/camera-1/shadow/update"]  # the one of 128 KB; none of the refused
+
+
+def test_subscribing_and_unsubscribing_publish_iots_events_and_a_denied_filter_disconnects(
+    device_assembly: Path, device_ca: tuple[CertificateAuthority, Path], tmp_path: Path
+) -> None:
+    authority, _ = device_ca
+    own = "cmd/fleet/valve-1/#"
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        valve = certificate_device(endpoint, authority, tmp_path, "valve-1")
+        with looping(valve):
+            connect(valve, endpoint)
+            valve.client.subscribe(own, qos=1)
+            wait_for(lambda: lifecycle_events(endpoint, "subscribed", "valve-1"), "the subscribed event")
+            valve.client.unsubscribe(own)
+            wait_for(lambda: lifecycle_events(endpoint, "unsubscribed", "valve-1"), "the unsubscribed event")
+            valve.client.subscribe("cmd/fleet/valve-2/#", qos=1)
+            wait_for(lambda: valve.disconnects, "the disconnect for the denied filter")
+        wait_for(lambda: not endpoint.connected_clients(), "the endpoint to see it")
+        [subscribed] = lifecycle_events(endpoint, "subscribed", "valve-1")
+        [unsubscribed] = lifecycle_events(endpoint, "unsubscribed", "valve-1")
+        [connected] = lifecycle_events(endpoint, "connected", "valve-1")
+        reason = endpoint.thing_connectivity("valve-1")["disconnectReason"]
+    assert (subscribed["eventType"], subscribed["topics"]) == ("subscribed", [own])
+    assert (unsubscribed["eventType"], unsubscribed["topics"]) == ("unsubscribed", [own])
+    assert subscribed["sessionIdentifier"] == connected["sessionIdentifier"] == unsubscribed["sessionIdentifier"]
+    assert reason == "AUTH_ERROR"
+
+
+def test_a_republish_rule_sends_what_a_device_published_to_the_device_subscribed_to_its_target(
+    device_ca: tuple[CertificateAuthority, Path], tmp_path: Path
+) -> None:
+    from tests.e2e.assemblies import topic_rule, write_assembly
+
+    authority, _ = device_ca
+    republish = {"Republish": {"Topic": "cmd/${topic(2)}/reboot", "RoleArn": "arn:aws:iam::123456789012:role/unused", "Qos": 1}}
+    rule = topic_rule("forward_faults", "SELECT 'reboot' AS command, reason FROM 'faults/+'", [republish])
+    assembly = write_assembly(tmp_path / "app", {"ForwardFaults": rule})
+    with serving(assembly, tmp_path / "endpoint") as endpoint:
+        policy = create_policy(
+            endpoint,
+            "pump",
+            ("iot:Connect", "client/${iot:Connection.Thing.ThingName}"),
+            ("iot:Publish", "topic/faults/${iot:Connection.Thing.ThingName}"),
+            ("iot:Subscribe", "topicfilter/cmd/${iot:Connection.Thing.ThingName}/*"),
+            ("iot:Receive", "topic/cmd/${iot:Connection.Thing.ThingName}/*"),
+        )
+        pump = certificate_device(endpoint, authority, tmp_path, "pump-1", (policy,), registered_with_ca=False)
+        with looping(pump):
+            connect(pump, endpoint)
+            pump.client.subscribe("cmd/pump-1/+", qos=1)
+            wait_for(lambda: lifecycle_events(endpoint, "subscribed", "pump-1"), "the subscription")
+            pump.client.publish("faults/pump-1", json.dumps({"reason": "dry run"}), qos=1).wait_for_publish(10)
+            command = wait_for(lambda: pump.messages, "the republished command")[0]
+    assert command.topic == "cmd/pump-1/reboot"
+    assert json.loads(command.payload) == {"command": "reboot", "reason": "dry run"}
+
+
+def test_the_authorizer_gets_iots_request_for_a_real_mqtt_connection_and_a_bad_signature_never_reaches_it(
+    device_assembly: Path, authorizer_keys: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    requests: list[dict[str, Any]] = []
+    authorize = LocalRuntime.authorize
+
+    def recording(runtime: LocalRuntime, name: str, connection: Any) -> Any:
+        decision = authorize(runtime, name, connection)
+        if decision.request is not None and decision.invocation is not None:
+            requests.append(decision.request)
+        return decision
+
+    monkeypatch.setattr(LocalRuntime, "authorize", recording)
+    with serving(device_assembly, tmp_path / "endpoint") as endpoint:
+        forger = token_device("sensor-12", endpoint, authorizer_keys)
+        username, password = forger.client._username.decode(), forger.client._password
+        forged = username.replace("x-amz-customauthorizer-signature=", "x-amz-customauthorizer-signature=AAAA", 1)
+        forger.client.username_pw_set(forged, password)
+        forger.client.reconnect_delay_set(60, 120)
+        device = token_device("sensor-11", endpoint, authorizer_keys)
+        with looping(forger, device):
+            connect(forger, endpoint, "custom_auth", admitted=False)
+            wait_for(lambda: forger.disconnects, "the forged token's refusal")
+            connect(device, endpoint, "custom_auth")
+            session = endpoint.session_identifiers()["sensor-11"]
+            device.client.disconnect()
+        refusals = dict(endpoint.refusals)
+        username = device.client._username.decode()
+    [request] = requests  # the forger's connection never reached the function
+    assert not forger.connects
+    assert "does not verify with the authorizer's signing keys" in refusals["sensor-12"]
+    assert request["protocols"] == ["tls", "mqtt"]
+    assert request["signatureVerified"] is True and request["token"] == username.rpartition("x-device-token=")[2]
+    assert request["protocolData"]["tls"] == {"serverName": "localhost"}
+    mqtt_data = request["protocolData"]["mqtt"]
+    assert mqtt_data["clientId"] == "sensor-11" and mqtt_data["username"] == username
+    assert base64.b64decode(mqtt_data["password"]).decode() == request["token"]
+    assert request["connectionMetadata"] == {"id": session}
