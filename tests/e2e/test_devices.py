@@ -2,7 +2,9 @@
 loopback, drive the synthesized app (its CA registered for JITR, its custom authorizer on) as they would drive
 IoT Core: a new device is registered and activated by JITR, reconnects, publishes a reading and receives the
 threshold command; a token device connects through the authorizer and is disconnected outside its policy;
-presence follows the sessions, takeovers included. Every endpoint a test starts, the test stops."""
+presence follows the sessions, takeovers included. And IoT's gateway behaviour as devices see it: QoS 0 and 1,
+retained messages, the message size limit and reserved topics, subscription lifecycle events, republish, the
+authorizer's request. Every endpoint a test starts, the test stops."""
 
 from __future__ import annotations
 
