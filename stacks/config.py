@@ -88,6 +88,9 @@ class AuthorizerConfig:
     token_signing_public_keys: tuple[tuple[str, str], ...] = ()  # (key name, PEM text)
     token_signing_disabled: bool = False
     default_for_domain: bool = False  # a domain configuration whose default authorizer this is
+    # The authorizer function's reserved concurrency: kept for it in a reconnect storm, and its ceiling. None:
+    # none, since reserving takes from the account's quota (new accounts may have as little as 10 in all).
+    reserved_concurrency: int | None = None
     # The topics a device may use, `{clientId}` standing for its own client ID (= its thing name); IoT policy
     # wildcards (`*`) allowed. The same convention as the shared device policy of onboarding.
     topics: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -513,6 +516,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
     ),
     "authorizer.tokenSigningDisabled": (("authorizer", "token_signing_disabled"), _boolean),
     "authorizer.defaultForDomain": (("authorizer", "default_for_domain"), _boolean),
+    "authorizer.reservedConcurrency": (("authorizer", "reserved_concurrency"), _optional(_integer(1, 1000))),
     "authorizer.topics": (("authorizer", "topics"), _topics),
     # The second level of the device topics (dt/<application>/<thing>/<kind>); no MQTT wildcards.
     "telemetry.application": (("telemetry", "application"), _matching(r"[a-zA-Z0-9_-]{1,64}", "1-64 of a-z, A-Z, 0-9, _ and -")),

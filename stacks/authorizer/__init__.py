@@ -19,6 +19,7 @@ from constructs import Construct
 
 from stacks.config import BackendConfig, ConfigError
 from stacks.platform import Platform
+from stacks.platform.checks import acknowledge
 from stacks.platform.functions import BackendFunction
 
 PACKAGE = "authorize_device"
@@ -114,6 +115,7 @@ class DeviceAuthorizer(Construct):
             },
             timeout=TIMEOUT,
             memory_size=MEMORY_MB,
+            reserved_concurrency=settings.reserved_concurrency,
         ).function
         # GetParameter on this one parameter: not grant_read, which adds GetParameters, GetParameterHistory and
         # DescribeParameters the function does not use.
@@ -135,8 +137,22 @@ class DeviceAuthorizer(Construct):
             # instead of invoking the function at every request.
             enable_caching_for_http=True,
         )
+        if settings.reserved_concurrency is None:
+            acknowledge(
+                self.authorizer,
+                "IoT-AUT3",
+                "Reserving concurrency takes it from the account's quota, which new accounts have little of; the "
+                "operator reserves it with deviceBackend.authorizer.reservedConcurrency, and the dashboard and "
+                "alarms watch the function's throttles.",
+            )
         if not signing:
-            # No cdk-nag rule covers IoT authorizers, so this says it at every synth instead.
+            # The operator's explicit choice (IoT-AUT1 accepted); synth still says what it costs, every time.
+            acknowledge(
+                self.authorizer,
+                "IoT-AUT1",
+                "deviceBackend.authorizer.tokenSigningDisabled is true: the operator's devices cannot sign their "
+                "tokens, and the function verifies every token's JWT signature itself.",
+            )
             Annotations.of(self.authorizer).add_warning_v2(
                 "device-backend:authorizer-signing-disabled",
                 "IoT token signing is off (deviceBackend.authorizer.tokenSigningDisabled): IoT invokes the "

@@ -84,8 +84,8 @@ class DeviceDefender(Construct):
         acknowledge(
             audit_role,
             "AwsSolutions-IAM5[Resource::*]",
-            "The audit lists every certificate, CA, policy and role alias, reads the logging options and the "
-            "policies in effect: these List/Get actions take no resource-level permissions. Every action is a read.",
+            "The audit lists every certificate, CA, policy and role alias and reads the logging options: these "
+            "List/Get actions take no resource-level permissions. Every action is a read.",
         )
         inspected = ("cert", "cacert", "policy") + (("rolealias",) if _checks_role_aliases(settings.audit_checks) else ())
         for kind in inspected:
@@ -141,13 +141,16 @@ class DeviceDefender(Construct):
             "LoggingRole",
             f"Lets IoT write its logs to the {IOT_LOG_GROUP} log group (set by the enable-logging mitigation)",
             [
+                # The group is what CreateLogGroup is authorized on; its streams (log-group:<name>:log-stream:...),
+                # what CreateLogStream and PutLogEvents are.
                 iam.PolicyStatement(
-                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[
-                        stack.format_arn(service="logs", resource="log-group", resource_name=IOT_LOG_GROUP, arn_format=ArnFormat.COLON_RESOURCE_NAME),
-                        stack.format_arn(service="logs", resource="log-group", resource_name=f"{IOT_LOG_GROUP}:*", arn_format=ArnFormat.COLON_RESOURCE_NAME),
-                    ],
-                )
+                    actions=["logs:CreateLogGroup"],
+                    resources=[stack.format_arn(service="logs", resource="log-group", resource_name=IOT_LOG_GROUP, arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[stack.format_arn(service="logs", resource="log-group", resource_name=f"{IOT_LOG_GROUP}:*", arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+                ),
             ],
         )
         acknowledge(
@@ -181,11 +184,12 @@ class DeviceDefender(Construct):
             iam.PolicyStatement(
                 actions=[
                     "iot:GetLoggingOptions", "iot:GetV2LoggingOptions", "iot:ListCACertificates",
-                    "iot:ListCertificates", "iot:ListPolicies", "iot:GetEffectivePolicies",
+                    "iot:ListCertificates", "iot:ListPolicies",
                 ],
                 resources=["*"],
             ),  # fmt: skip
-            iam.PolicyStatement(actions=["iot:DescribeCertificate"], resources=[f"{base}:cert/*"]),
+            # GetEffectivePolicies is authorized on the principal it asks about: a certificate.
+            iam.PolicyStatement(actions=["iot:DescribeCertificate", "iot:GetEffectivePolicies"], resources=[f"{base}:cert/*"]),
             iam.PolicyStatement(actions=["iot:DescribeCACertificate"], resources=[f"{base}:cacert/*"]),
             iam.PolicyStatement(actions=["iot:GetPolicy"], resources=[f"{base}:policy/*"]),
         ]
@@ -247,7 +251,7 @@ class DeviceDefender(Construct):
             ),
             on_delete=cr.AwsSdkCall(service="Iot", action="detachPolicy", parameters=target),
             iam_action="iot:AttachPolicy",
-            resources=[self.quarantine_group_arn, f"{base}:policy/{self.quarantine_group_name}"],
+            resources=[self.quarantine_group_arn],  # authorized on the target, not on the policy
         )
         attachment.node.add_dependency(self.quarantine_group, self.quarantine_policy)
 
@@ -260,8 +264,8 @@ class DeviceDefender(Construct):
             "quarantine": (
                 "add a finding's things to the quarantine group",
                 [
-                    # ListPrincipalThings takes no resource-level permissions (the IAM reference lists none).
-                    iam.PolicyStatement(actions=["iot:ListPrincipalThings"], resources=["*"]),
+                    # ListPrincipalThings is authorized on the principal: the finding's certificate.
+                    iam.PolicyStatement(actions=["iot:ListPrincipalThings"], resources=[f"{base}:cert/*"]),
                     iam.PolicyStatement(
                         actions=["iot:AddThingToThingGroup"], resources=[self.quarantine_group_arn, f"{base}:thing/*"]
                     ),
@@ -328,17 +332,13 @@ class DeviceDefender(Construct):
         arn = "arn:<AWS::Partition>:iot:<AWS::Region>:<AWS::AccountId>"
         reasons = {
             ("quarantine", "thing/*"): "Any device a finding names may be quarantined: things are created at run time. Only into the quarantine group.",
+            ("quarantine", "cert/*"): "A finding may name any device certificate of the account; the action only lists its things.",
             ("deactivate_device_certificate", "cert/*"): "A finding may name any device certificate of the account; the action can only deactivate it.",
             ("deactivate_ca_certificate", "cacert/*"): "A finding may name any CA certificate of the account; the action can only deactivate it.",
             ("blank_policy", "policy/*"): "A finding may name any IoT policy of the account; the action can only add a blank default version.",
         }
         for (key, resource), reason in reasons.items():
             acknowledge(self.action_roles[key], f"AwsSolutions-IAM5[Resource::{arn}:{resource}]", reason)
-        acknowledge(
-            self.action_roles["quarantine"],
-            "AwsSolutions-IAM5[Resource::*]",
-            "iot:ListPrincipalThings takes no resource-level permissions; it only lists the things of the finding's certificate.",
-        )
         acknowledge(
             self.action_roles["enable_logging"],
             "AwsSolutions-IAM5[Resource::*]",
@@ -431,18 +431,12 @@ class DeviceDefender(Construct):
         self.remediations.grant(function, "dynamodb:UpdateItem")
         self.notices.grant_publish(function)
         for actions, resources in [
-            (["iot:UpdateCertificate", "iot:DescribeCertificate"], [f"{base}:cert/*"]),
-            (["iot:ListPrincipalThings"], ["*"]),  # takes no resource-level permissions (the IAM reference lists none)
+            (["iot:UpdateCertificate", "iot:DescribeCertificate", "iot:ListPrincipalThings"], [f"{base}:cert/*"]),
             (["iot:AddThingToThingGroup"], [self.quarantine_group_arn, f"{base}:thing/*"]),
         ]:
             function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources))
-        acknowledge(
-            backend_function.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "iot:ListPrincipalThings takes no resource-level permissions; it only lists the things of the finding's certificate.",
-        )
         for resource, reason in [
-            ("cert/*", "A finding may name any device certificate of the account: read it and revoke it."),
+            ("cert/*", "A finding may name any device certificate of the account: read it, revoke it, list its things."),
             ("thing/*", "Any device a finding names may be quarantined: things are created at run time. Only into the quarantine group."),
         ]:
             acknowledge(

@@ -27,6 +27,7 @@ PACKAGE = "pre_provisioning_hook"
 # invocation still running after this is of no use to the device, so it is stopped.
 HOOK_TIMEOUT = Duration.seconds(4)
 HOOK_PAYLOAD_VERSION = "2020-04-01"
+REPLIES = ("accepted", "rejected")  # what IoT answers on <request topic>/<reply>
 OUTCOMES = [
     "ProvisioningAllowed",
     "DeniedNotOnAllowList",
@@ -117,8 +118,8 @@ class FleetProvisioning(Construct):
             (["iot:AddThingToThingGroup"], [things, access.fleet_group_arn]),
             (["iot:DescribeThingGroup"], [access.fleet_group_arn]),
             (["iot:DescribeCertificate", "iot:UpdateCertificate"], [certificates]),
-            # Authorized on the principal (the certificate); the thing too for AttachThingPrincipal.
-            (["iot:AttachThingPrincipal"], [certificates, things]),
+            # Authorized on the principal, the certificate (AWS's service authorization reference).
+            (["iot:AttachThingPrincipal"], [certificates]),
             (["iot:AttachPolicy"], [certificates]),
             (["iot:GetPolicy"], [access.policy_arn]),
         ]:
@@ -156,6 +157,12 @@ class FleetProvisioning(Construct):
 
         self.claim_policy_name = f"{platform.config.resource_name_prefix}_fleet_claim"
         self.claim_policy = self._claim_policy(base)
+        acknowledge(
+            self.claim_policy,
+            "IoT-POL2[iot:Connect:client/*]",
+            "A claim certificate is shared by a whole batch of devices, each connecting with a client ID of its "
+            "own that exists nowhere before provisioning; the policy lets it do nothing but provision.",
+        )
         platform.monitoring.graph_outcomes("Fleet provisioning", PACKAGE, OUTCOMES)
 
     def _claim_policy(self, base: str) -> iot.CfnPolicy:
@@ -178,9 +185,13 @@ class FleetProvisioning(Construct):
                     {
                         "Effect": "Allow",
                         "Action": "iot:Subscribe",
-                        "Resource": [f"{base}:topicfilter/{t}/*" for t in requests],
+                        "Resource": [f"{base}:topicfilter/{t}/{reply}" for t in requests for reply in REPLIES],
                     },
-                    {"Effect": "Allow", "Action": "iot:Receive", "Resource": [f"{base}:topic/{t}/*" for t in requests]},
+                    {
+                        "Effect": "Allow",
+                        "Action": "iot:Receive",
+                        "Resource": [f"{base}:topic/{t}/{reply}" for t in requests for reply in REPLIES],
+                    },
                 ],
             },
         )

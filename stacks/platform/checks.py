@@ -1,4 +1,5 @@
-"""cdk-nag's AwsSolutions checks on the whole app, and the one way to acknowledge a finding."""
+"""cdk-nag's AwsSolutions checks and the IoT checks (iot_checks.py) on the whole app, and the one way to acknowledge
+a finding of either."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from aws_cdk import Acknowledgment, App, Stack, Token, Validations
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+from stacks.platform.iot_checks import IotChecks
+
 
 def enable_checks(app: App) -> None:
-    """Synthesis fails on any finding that is not acknowledged."""
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    """Synthesis fails on any finding that is not acknowledged, but for the IoT checks' warnings (printed)."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True), IotChecks(app))
 
 
 def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:

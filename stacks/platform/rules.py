@@ -9,7 +9,10 @@ import aws_cdk.aws_iot_actions_alpha as actions
 import aws_cdk.aws_iot_alpha as iot
 from constructs import Construct
 
+from stacks.platform.checks import acknowledge
+
 if TYPE_CHECKING:
+    from stacks.config import DefenderConfig
     from stacks.platform.platform import Platform
 
 _RULE_NAME = re.compile(r"[a-zA-Z0-9_]{1,128}")
@@ -40,4 +43,18 @@ def topic_rule(
         error_action=actions.SqsQueueAction(platform.rule_errors.queue),
     )
     platform.monitoring.watch_rule(rule_name)
+    if keeps_iot_logging_on(platform.config.defender):
+        acknowledge(
+            rule,
+            "IoT-LOG1",
+            "IoT's v2 logging is one setting per account and region, which stages of this app share, so the app "
+            "does not own it; Device Defender's LOGGING_DISABLED_CHECK finds it off and the ENABLE_IOT_LOGGING "
+            "mitigation turns it on (deviceBackend.defender.loggingLevel).",
+        )
     return rule
+
+
+def keeps_iot_logging_on(defender: DefenderConfig) -> bool:
+    """Whether the app's audit finds IoT logging off and its mitigation turns it on."""
+    check = "LOGGING_DISABLED_CHECK"
+    return defender.enabled and check in defender.audit_checks and "enable_logging" in defender.mitigations.get(check, ())

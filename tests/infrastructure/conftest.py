@@ -33,8 +33,9 @@ def find(template: dict, resource_type: str, path_part: str) -> tuple[str, dict]
     return found[0]
 
 
-def acknowledged_findings(assembly: Path) -> dict[tuple[str, str], str]:
-    """(construct path, cdk-nag finding) -> reason, for every finding acknowledged in the synthesized app."""
+def acknowledged_findings(assembly: Path, pack: str = "AwsSolutions") -> dict[tuple[str, str], str]:
+    """(construct path, finding) -> reason, for every finding of a cdk-nag pack (AwsSolutions, or the IoT
+    checks) acknowledged in the synthesized app."""
     metadata = json.loads((assembly / f"{STACK_NAME}.metadata.json").read_text())
     return {
         (path, rule): reason
@@ -42,5 +43,5 @@ def acknowledged_findings(assembly: Path) -> dict[tuple[str, str], str]:
         for entry in entries
         if entry["type"] == "aws:cdk:acknowledged-rules"
         for rule, reason in entry["data"].items()
-        if rule.startswith("Annotation::AwsSolutions")
+        if rule.startswith(f"Annotation::{pack}-")
     }

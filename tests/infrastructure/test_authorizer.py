@@ -53,7 +53,10 @@ def signed(signed_assembly: Path) -> dict:
 def unsigned_assembly(keys: Path) -> Path:
     return _synth(
         "authorizer_unsigned",
-        _context(keys, tokenSigningDisabled=True, tokenSigningPublicKeys={}, defaultForDomain=True, tokenKeyName="tok"),
+        _context(
+            keys, tokenSigningDisabled=True, tokenSigningPublicKeys={}, defaultForDomain=True, tokenKeyName="tok",
+            reservedConcurrency=20,
+        ),
     )
 
 
@@ -202,6 +205,18 @@ def test_signing_is_off_only_with_the_flag_and_synth_then_warns(unsigned, unsign
     metadata = json.loads((unsigned_assembly / f"{STACK_NAME}.metadata.json").read_text())
     warnings = [e["data"] for e in metadata.get("/DeviceBackend/Authorizer/Authorizer", []) if e["type"] == "aws:cdk:warning"]
     assert len(warnings) == 1 and "token signing is off" in warnings[0]
+
+
+def test_the_iot_checks_accept_signing_off_and_no_reserved_concurrency_only_when_the_operator_chose_them(
+    signed, signed_assembly, unsigned, unsigned_assembly
+):
+    path = "/DeviceBackend/Authorizer/Authorizer"
+    signed_acknowledged = {rule for where, rule in acknowledged_findings(signed_assembly, "IoT") if where == path}
+    unsigned_acknowledged = {rule for where, rule in acknowledged_findings(unsigned_assembly, "IoT") if where == path}
+    assert signed_acknowledged == {"Annotation::IoT-AUT3"}
+    assert "ReservedConcurrentExecutions" not in _function(signed)[1]["Properties"]
+    assert unsigned_acknowledged == {"Annotation::IoT-AUT1"}
+    assert _function(unsigned)[1]["Properties"]["ReservedConcurrentExecutions"] == 20
 
 
 def test_the_default_domain_configuration_uses_only_this_authorizer_once_it_may_be_invoked(unsigned):

@@ -145,7 +145,6 @@ def test_the_provisioning_role_is_assumed_by_iot_and_can_only_build_what_the_tem
         ("iot:DescribeCertificate", certificates),
         ("iot:UpdateCertificate", certificates),
         ("iot:AttachThingPrincipal", certificates),
-        ("iot:AttachThingPrincipal", things),
         ("iot:AttachPolicy", certificates),
         ("iot:GetPolicy", policy),
     }
@@ -163,8 +162,8 @@ def test_the_claim_policy_only_lets_a_claim_certificate_get_a_certificate_and_pr
     assert allowed == (
         {("iot:Connect", f"{BASE}:client/*")}
         | {("iot:Publish", f"{BASE}:topic/{t}") for t in topics}
-        | {("iot:Subscribe", f"{BASE}:topicfilter/{t}/*") for t in topics}
-        | {("iot:Receive", f"{BASE}:topic/{t}/*") for t in topics}
+        | {("iot:Subscribe", f"{BASE}:topicfilter/{t}/{reply}") for t in topics for reply in ("accepted", "rejected")}
+        | {("iot:Receive", f"{BASE}:topic/{t}/{reply}") for t in topics for reply in ("accepted", "rejected")}
     )
 
 

@@ -89,14 +89,14 @@ def test_cdk_nag_findings_are_acknowledged_only_where_reviewed_and_with_reasons(
             )
             for role, arn in (
                 ("AuditRole", "cert/*"), ("AuditRole", "cacert/*"), ("AuditRole", "policy/*"),
-                ("QuarantineRole", "thing/*"),
+                ("QuarantineRole", "thing/*"), ("QuarantineRole", "cert/*"),
                 ("DeactivateDeviceCertificateRole", "cert/*"), ("DeactivateCaCertificateRole", "cacert/*"),
                 ("BlankPolicyRole", "policy/*"), ("RemediateFinding/Role", "cert/*"), ("RemediateFinding/Role", "thing/*"),
             )
         ),
         *(
             (f"/DeviceBackend/Defender/{role}", "Annotation::AwsSolutions-IAM5[Resource::*]")
-            for role in ("AuditRole", "QuarantineRole", "EnableLoggingRole", "MitigateAuditFindings/Role", "RemediateFinding/Role")
+            for role in ("AuditRole", "EnableLoggingRole", "MitigateAuditFindings/Role")
         ),
         (
             "/DeviceBackend/Defender/LoggingRole",
