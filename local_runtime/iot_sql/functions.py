@@ -1,11 +1,11 @@
 """The AWS IoT SQL built-in functions the local runtime emulates, and those it refuses.
 
 Emulated: the pure functions of the SQL reference (math, strings, hashes, regexes, get, concat, cast...) and
-the message's metadata (topic, clientid, principal, timestamp, traceid, accountid, newuuid, encode, parse_time,
-sql_version). "Functions called with invalid arguments (for example, wrong types ...) return Undefined".
+the message's metadata (topic, clientid, principal, timestamp, traceid, accountid, newuuid, encode, decode,
+parse_time, sql_version). "Functions called with invalid arguments (for example, wrong types ...) return Undefined".
 Refused, with the reason: functions that call another AWS service or need MQTT 5 / connection details
-(aws_lambda, get_thing_shadow, get_dynamodb, ...), and a few
-documented functions not emulated yet (decode, time_to_epoch, transform, get_or_default).
+(aws_lambda, get_thing_shadow, get_dynamodb, ...), decode with the protobuf scheme, and a few
+documented functions not emulated yet (time_to_epoch, transform, get_or_default).
 """
 
 from __future__ import annotations
@@ -365,6 +365,30 @@ def encode_base64(value: Value) -> Value:
     return UNDEFINED if text is UNDEFINED else base64.b64encode(text.encode()).decode()
 
 
+def decode_base64(value: Value, parse_json: Callable[[bytes], tuple[Value, bool]]) -> Value:
+    """decode(value, 'base64'): "If the decoded string is a JSON document, an addressable object is returned.
+    Otherwise, the decoded string is returned as a string" (SQL reference, decode). Base64 as Java decodes it
+    (padding optional); what is not Base64 text, or does not decode to UTF-8 text, is Undefined, as for any
+    function called with an invalid argument."""
+    if isinstance(value, bytes):  # decode(*, 'base64') of a payload that is not JSON
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            return UNDEFINED
+    if not isinstance(value, str) or not _BASE64.fullmatch(value):
+        return UNDEFINED
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+        text = decoded.decode()
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+        return UNDEFINED
+    document, is_json = parse_json(decoded)
+    return document if is_json and isinstance(document, (dict, list)) else text
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
 def _zone(name: Value) -> Any:
     if not isinstance(name, str):
         return None
@@ -463,6 +487,8 @@ FUNCTIONS: dict[str, Function] = {
     # encode's first argument may be `*` (the raw payload) and its scheme must be the literal 'base64':
     # the parser checks and calls encode_base64 itself.
     "encode": Function(2, 2, lambda value, scheme: encode_base64(value)),
+    # decode's scheme too: the parser checks it and calls decode_base64 with the payload's JSON parser.
+    "decode": Function(2, 2, lambda value, scheme: UNDEFINED),
 }
 
 _EXTERNAL = "calls another AWS service, which the local runtime does not do from a rule"
@@ -478,7 +504,6 @@ REFUSED: dict[str, str] = {
     "get_mqtt_property": _MQTT5,
     "get_user_properties": _MQTT5,
     "sourceip": _MQTT5,
-    "decode": _NOT_YET,
     "time_to_epoch": _NOT_YET,
     "transform": _NOT_YET,
     "get_or_default": _NOT_YET,

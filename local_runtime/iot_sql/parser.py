@@ -8,7 +8,7 @@ WHERE, nested object queries `(SELECT ... FROM expr WHERE ...)`, field paths `a.
 Refused (SqlNotSupported, naming the construct): anything that does not parse, `!=` (the reference lists
 only `<>`), an unquoted FROM topic, an invalid topic filter, unaliased expressions other than field paths
 (AWS generates their names), unknown or non-emulated functions, wrong numbers of arguments, cast to an
-unknown type, an encode scheme other than the literal 'base64', a literal parse_time pattern with Joda
+unknown type, an encode or decode scheme other than the literal 'base64' (decode's 'proto' included), a literal parse_time pattern with Joda
 letters not emulated, and a lone `$` in a template.
 """
 
@@ -27,7 +27,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 
 from local_runtime.account import ACCOUNT_ID
 from local_runtime.errors import LocalRuntimeError, NotEmulated
-from local_runtime.iot_sql.functions import CASTS, FUNCTIONS, REFUSED, encode_base64
+from local_runtime.iot_sql.functions import CASTS, FUNCTIONS, REFUSED, decode_base64, encode_base64
 from local_runtime.iot_sql.joda_time import UnsupportedPattern, compile_pattern
 from local_runtime.iot_sql.values import (
     ARITHMETIC,
@@ -354,6 +354,8 @@ class _Compiler(Transformer):
         self.functions_used.add(name)
         if name == "encode":
             return self._encode(arguments)
+        if name == "decode":
+            return self._decode(arguments)
         if name == "parse_time" and arguments[0].kind == "literal":
             try:
                 compile_pattern(to_string(arguments[0].constant))
@@ -376,6 +378,21 @@ class _Compiler(Transformer):
             )
         value_run = value.run
         return Expr(lambda env: encode_base64(value_run(env)), kind="call")
+
+    @staticmethod
+    def _decode(arguments: list[Expr]) -> Expr:
+        value, scheme = arguments
+        name = scheme.constant.lower() if scheme.kind == "literal" and isinstance(scheme.constant, str) else None
+        if name == "proto":
+            raise SqlNotSupported(
+                "decode() with 'proto' reads the rule's FileDescriptorSet from S3, which the local runtime does not do"
+            )
+        if name != "base64":
+            raise SqlNotSupported("decode() supports the literal decoding scheme 'base64' (and, on AWS, 'proto')")
+        if value.kind == "star":
+            return Expr(lambda env: decode_base64(env.raw if env.raw is not None else env.document, _decode), kind="call")
+        value_run = value.run
+        return Expr(lambda env: decode_base64(value_run(env), _decode), kind="call")
 
     def cast(self, value: Expr, type_name: Token) -> Expr:
         convert = CASTS.get(str(type_name).lower())

@@ -155,6 +155,10 @@ INVALID = [
     "topic(9)",
     "parse_time('yyyy', 0, 'Not/AZone')",
     "encode(missing, 'base64')",
+    "decode(missing, 'base64')",
+    "decode('not base64!', 'base64')",
+    "decode(5, 'base64')",
+    "decode('/w==', 'base64')",  # the byte 0xFF: not UTF-8 text
 ]
 
 
@@ -176,6 +180,33 @@ def test_md2_example() -> None:
     # RFC 1319's own test vectors
     assert evaluate("md2('')") == "8350e5a3e24c153df2275c9f80692773"
     assert evaluate("md2('abc')") == "da853b0d3f88d99b30283a69e6ded6bb"
+
+
+# decode(value, 'base64'), current docs (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-functions.html,
+# decode): "If the decoded string is a JSON document, an addressable object is returned. Otherwise, the decoded
+# string is returned as a string."
+DECODED = [
+    ("decode('eyJhIjoxfQ==', 'base64')", {"a": 1}),  # {"a":1}
+    ("decode('eyJhIjoxfQ==', 'base64').a", 1),  # addressable
+    ("decode('WzEsMl0=', 'base64')", [1, 2]),  # [1,2]
+    ("decode('aGVsbG8=', 'base64')", "hello"),
+    ("decode('aGVsbG8', 'BASE64')", "hello"),  # padding optional, as Java's decoder takes it
+    ("decode('NQ==', 'base64')", "5"),  # a JSON number is no JSON document: the string
+    ("decode(encode({'t': 21.5}, 'base64'), 'base64').t", 21.5),
+]
+
+
+@pytest.mark.parametrize("expression, expected", DECODED)
+def test_decode_base64_returns_a_json_document_as_an_object_and_anything_else_as_a_string(expression, expected) -> None:
+    result = evaluate(expression)
+    assert result == expected and type(result) is type(expected)
+
+
+def test_decode_of_the_encoded_payload_turns_a_json_string_payload_into_an_object() -> None:
+    # https://docs.aws.amazon.com/iot/latest/developerguide/binary-payloads.html: "To convert string input
+    # to JSON, you can run the following command": SELECT decode(encode(*, 'base64'), 'base64') AS payload
+    statement = parse_rule_sql("SELECT decode(encode(*, 'base64'), 'base64') AS payload FROM 'a/b'")
+    assert statement.evaluate(b'{"temperature": 21}', MessageContext(topic="a/b")) == {"payload": {"temperature": 21}}
 
 
 def test_encode_base64_converts_values_to_strings_first() -> None:
