@@ -12,8 +12,8 @@ CA certificates are registered in moto, with the auto-registration moto lacks (d
 provisioning templates, which moto lacks, are kept by the runtime (`provisioning_templates`), for JITP.
 
 SQS gets the dead-letter redrive moto lacks (sqs_redrive.py): the source of a message moved to a dead-letter
-queue, and message move tasks; and a retention check on receive whose cost does not grow with the queue's
-depth (sqs_retention.py).
+queue, and message move tasks; and sends and receives whose cost does not grow with the queue's depth
+(sqs_depth.py).
 
 Messages published through iot-data reach moto's server, where IoT Core's own check is added: a reserved
 topic is refused as IoT refuses it, so the publishing function sees the error. The messages it accepts are
@@ -39,7 +39,7 @@ from moto.core import config as moto_config
 from moto.core.exceptions import JsonRESTError
 from moto.server import ThreadedMotoServer
 
-from local_runtime import device_certificates, sqs_redrive, sqs_retention
+from local_runtime import device_certificates, sqs_depth, sqs_redrive
 from local_runtime.account import ACCOUNT_ID, CREDENTIALS, REGION
 from local_runtime.assembly import FUNCTION, LAYER, Resource, Stack
 from local_runtime.custom_resources import CUSTOM_AWS, CallMade, answered, make_call
@@ -185,7 +185,7 @@ class EmbeddedAws:
         self._uninstall_device_certificates: Callable[[], None] | None = None
         self._uninstall_device_defender: Callable[[], None] | None = None
         self._uninstall_sqs_redrive: Callable[[], None] | None = None
-        self._uninstall_sqs_retention: Callable[[], None] | None = None
+        self._uninstall_sqs_depth: Callable[[], None] | None = None
         self.endpoint_url = ""
         self.port = 0
         self._server: ThreadedMotoServer | None = None
@@ -241,7 +241,7 @@ class EmbeddedAws:
         self._check_publishes()
         self._uninstall_device_defender = install(self.device_defender)
         self._uninstall_sqs_redrive = sqs_redrive.install()
-        self._uninstall_sqs_retention = sqs_retention.install()
+        self._uninstall_sqs_depth = sqs_depth.install()
         self._uninstall_device_certificates = device_certificates.install()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
@@ -284,9 +284,9 @@ class EmbeddedAws:
             if self._uninstall_sqs_redrive is not None:
                 self._uninstall_sqs_redrive()
                 self._uninstall_sqs_redrive = None
-            if self._uninstall_sqs_retention is not None:
-                self._uninstall_sqs_retention()
-                self._uninstall_sqs_retention = None
+            if self._uninstall_sqs_depth is not None:
+                self._uninstall_sqs_depth()
+                self._uninstall_sqs_depth = None
             if self._uninstall_device_certificates is not None:
                 self._uninstall_device_certificates()
                 self._uninstall_device_certificates = None
