@@ -287,6 +287,9 @@ class ScenarioDevices:
                     return handed
             for client_id, why in self._endpoint.refusals[marks[1] :]:
                 if client_id == device.client_id:
+                    # IoT closes the connection it refused something on: the next step must find it closed.
+                    if device.session is not None:
+                        device.session.closed.wait(max(0.0, deadline - time.monotonic()))
                     return why
             if lifecycle and not publishes_lifecycle_events(device.client_id):
                 if device.client_id in self._endpoint.connected_clients():
