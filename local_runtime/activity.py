@@ -28,6 +28,7 @@ class RuleFired:
     output: Any = None  # what its SELECT made of the message (bytes for a binary payload)
     where_false: bool = False  # its WHERE clause did not hold: no action ran
     sql_error: str | None = None  # its SQL could not be evaluated on this message: no action ran
+    rule_not_found: bool = False  # Basic Ingest named a rule that does not exist or is disabled: IoT drops it
 
 
 @dataclass(frozen=True)

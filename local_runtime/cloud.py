@@ -48,7 +48,7 @@ from local_runtime.device_defender import PERFORMED, DeviceDefender, action_arn,
 from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.firehose import COMPRESSIONS, DEFAULT_BUFFER_MB, DEFAULT_INTERVAL_S, S3Delivery, compile_prefix
 from local_runtime.intrinsics import Physical, Resolver, references
-from local_runtime.topics import is_reserved
+from local_runtime.topics import may_publish_to
 
 TABLE = "AWS::DynamoDB::Table"
 QUEUE = "AWS::SQS::Queue"
@@ -259,7 +259,7 @@ class EmbeddedAws:
         accepted = self.iot_messages
 
         def publish(backend: IoTDataPlaneBackend, topic: str, payload: bytes) -> None:
-            if is_reserved(topic):
+            if not may_publish_to(topic):
                 raise _Forbidden(f"Forbidden: {topic} is a reserved topic")
             moto_publish(backend, topic, payload)
             accepted.append((topic, payload))

@@ -70,6 +70,7 @@ from local_runtime.errors import LocalRuntimeError
 from local_runtime.iot_registry import IotRegistry
 from local_runtime import lifecycle_events as lifecycle
 from local_runtime.runtime import LocalRuntime
+from local_runtime.topics import basic_ingest
 
 WEBSOCKET = "websocket"
 _AMQTT_LISTENER = {MTLS: "default"}  # the endpoint's listener names that amqtt knows by another
@@ -628,7 +629,8 @@ class DeviceEndpoint:
         verdict = self._gateway.may_publish(connection.grant, topic, retain)
         if not verdict.allowed:
             return await self._refuse(connection, f"PUBLISH to {topic!r}: {verdict.reason}", lifecycle.AUTH_ERROR, closing)
-        await self._broker.broadcast_from(connection.session, topic, payload, qos, retain)
+        if basic_ingest(topic) is None:  # Basic Ingest skips the broker: only its rule gets the message
+            await self._broker.broadcast_from(connection.session, topic, payload, qos, retain)
         client_id, principal = connection.identity.client_id, connection.grant.principal_identifier
         self._hand_to_rules(client_id, topic, payload, principal)
 

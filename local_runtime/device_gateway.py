@@ -40,7 +40,7 @@ from local_runtime.iot_policies import (
     topic_filter_arn,
 )
 from local_runtime.iot_registry import IotRegistry
-from local_runtime.topics import is_reserved
+from local_runtime.topics import basic_ingest, may_publish_to
 
 MAX_CLIENT_ID_BYTES = 128
 MAX_PAYLOAD_BYTES = 128 * 1024
@@ -208,7 +208,10 @@ def publish_problem(topic: str, payload: bytes, qos: int) -> str | None:
         return "QoS 2 is not supported by IoT Core"
     if len(payload) > MAX_PAYLOAD_BYTES:
         return f"the payload is {len(payload)} bytes, over IoT's {MAX_PAYLOAD_BYTES}"
-    return topic_problem(topic) or (f"{topic} is a reserved topic" if is_reserved(topic) else None)
+    ingest = basic_ingest(topic)
+    if ingest is not None:  # its first three levels do not count towards IoT's topic limits
+        return topic_problem(ingest.topic) if ingest.topic else None
+    return topic_problem(topic) or (None if may_publish_to(topic) else f"{topic} is a reserved topic")
 
 
 def topic_problem(topic: str) -> str | None:

@@ -22,6 +22,7 @@ from typing import Any
 from local_runtime.activity import AsyncInvoked, RuleFired
 from local_runtime.cloud import QUEUE
 from local_runtime.event_sources import dead_letter_sources, peek_messages
+from local_runtime.iot_sql.values import json_text
 from local_runtime.runtime import LocalRuntime
 
 REJECTION_REASON = "rejectionReason"
@@ -42,12 +43,19 @@ class Sent:
     fired: tuple[RuleFired, ...]
 
     def contents(self) -> list[Any]:
-        outputs = [fired.output for fired in self.fired if fired.output is not None]
+        # As the functions and queues that reject them see outputs: JSON parsed back, Decimals as floats.
+        outputs = [
+            fired.output if isinstance(fired.output, bytes) else json.loads(json_text(fired.output))
+            for fired in self.fired
+            if fired.output is not None
+        ]
         return [_value(self.payload), *outputs]
 
     def rule_failures(self) -> list[str]:
         failures = []
         for fired in self.fired:
+            if fired.rule_not_found:
+                failures.append(f"rule {fired.rule}: RuleNotFound (Basic Ingest to a rule that is missing or disabled)")
             if fired.sql_error is not None:
                 failures.append(f"rule {fired.rule}: its SQL failed: {fired.sql_error}")
             failures += [f"rule {fired.rule}: {a.action} {a.target} failed: {a.error}" for a in fired.actions if a.error]

@@ -28,6 +28,7 @@ from local_runtime.cloud import (
 )  # fmt: skip
 from local_runtime.event_sources import dead_letter_sources, peek_messages, queue_state
 from local_runtime.functions import SERVICE_ENDPOINT_PREFIX, Invocation
+from local_runtime.iot_sql.values import json_text
 from local_runtime.runtime import LocalRuntime
 
 MAX_MESSAGES_SHOWN = 20
@@ -74,6 +75,8 @@ def describe_activity(activity: Activity) -> list[str]:
 
 
 def _rule_lines(fired: RuleFired) -> list[str]:
+    if fired.rule_not_found:
+        return [f"Basic Ingest to {fired.topic}: RuleNotFound, no enabled rule {fired.rule}; the message is dropped"]
     if fired.sql_error is not None:
         return [f"rule {fired.rule} on {fired.topic}: SQL FAILED, no action ran: {fired.sql_error}"]
     if fired.where_false:
@@ -100,7 +103,7 @@ def _payload_value(payload: bytes) -> Any:
 def _output(value: Any, limit: int = 100) -> str:
     if isinstance(value, bytes):
         return f"<binary, {len(value)} bytes>"
-    text = json.dumps(value, separators=(",", ":"))
+    text = json_text(value)
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 

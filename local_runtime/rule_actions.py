@@ -24,6 +24,7 @@ from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.event_sources import invoke_denied
 from local_runtime.functions import LocalFunction, LocalFunctions
 from local_runtime.iot_sql import MessageContext, SqlEvaluationError, parse_template
+from local_runtime.iot_sql.values import json_text
 from local_runtime.topics import is_reserved
 
 # The characters SQS accepts in a message body (moto accepts any, so the check is made here).
@@ -56,7 +57,7 @@ class Output:
     def body(self) -> bytes:
         if isinstance(self.value, bytes):
             return self.value
-        return json.dumps(self.value, separators=(",", ":"), ensure_ascii=False).encode()
+        return json_text(self.value).encode()
 
 
 class Services(Protocol):
@@ -130,7 +131,8 @@ class LambdaAction:
                 "(AWS's advice: SELECT encode(*, 'base64') AS data)"
             )
         # IoT invokes the function asynchronously: the invocation is accepted now and runs (and is retried) later.
-        services.invoke_async(self.function, output.value, f"rule {rule}")
+        # The event is the output's JSON, as the function's runtime parses it.
+        services.invoke_async(self.function, json.loads(output.body), f"rule {rule}")
         return None
 
 
@@ -186,7 +188,7 @@ class DynamoDbV2Action:
         if not isinstance(output.value, dict):
             raise ActionFailed(f"{failed}: the dynamoDBv2 action writes a JSON object's keys as columns")
         # Numbers as DynamoDB takes them: Decimal, never float.
-        document = json.loads(json.dumps(output.value), parse_float=Decimal)
+        document = json.loads(output.body, parse_float=Decimal)
         item = {name: _SERIALIZER.serialize(value) for name, value in document.items()}
         try:
             services.client("dynamodb").put_item(TableName=self.table_name, Item=item)

@@ -1,7 +1,9 @@
 """The AWS IoT rules engine, as the local runtime runs it: every enabled topic rule whose FROM topic filter
 matches a published message evaluates its SQL (version 2016-03-23, see iot_sql/) and, when its WHERE clause
 holds, performs its actions (rule_actions.py); when an action fails, the errorAction gets one message in the
-format AWS documents, holding every failed action of that rule and message.
+format AWS documents, holding every failed action of that rule and message. A message sent with Basic Ingest
+(`$aws/rules/<rule>/...`) goes to that rule alone, whatever its FROM, and to no subscriber; an SQL
+evaluation failure runs no action and no errorAction, which AWS keeps for failed actions.
 
 Everything is checked when the rules load: a rule whose SQL, SQL version or action this runtime cannot
 evaluate is refused there, naming the rule and its construct, rather than evaluated wrongly. A message
@@ -27,7 +29,7 @@ from local_runtime.firehose import DeliveryStreams
 from local_runtime.functions import LocalFunction, LocalFunctions
 from local_runtime.iot_sql import NOT_FIRED, MessageContext, SqlEvaluationError, SqlNotSupported, Statement, parse_rule_sql
 from local_runtime.rule_actions import Action, ActionFailed, Message, Output, load_action
-from local_runtime.topics import TopicFilter
+from local_runtime.topics import BasicIngest, TopicFilter, basic_ingest
 
 SQL_VERSION = "2016-03-23"
 DEFAULT_SQL_VERSION = "2015-10-08"  # what IoT uses when a rule gives no AwsIotSqlVersion
@@ -43,7 +45,7 @@ class TopicRule:
     resource: Resource
     sql: str
     statement: Statement
-    topic_filter: TopicFilter
+    topic_filter: TopicFilter | None  # None: its SQL has no FROM, so only Basic Ingest invokes it
     actions: tuple[Action, ...]
     error_action: Action | None
     disabled: bool
@@ -87,7 +89,7 @@ def _rule(resource: Resource, cloud: EmbeddedAws, functions: LocalFunctions) -> 
         resource=resource,
         sql=payload["Sql"],
         statement=statement,
-        topic_filter=TopicFilter.parse(statement.topic_filter, label),
+        topic_filter=None if statement.topic_filter is None else TopicFilter.parse(statement.topic_filter, label),
         actions=tuple(action(value, f"Actions[{index}]") for index, value in enumerate(payload.get("Actions", []))),
         error_action=action(error_action, "ErrorAction") if error_action else None,
         disabled=payload.get("RuleDisabled") in (True, "true"),
@@ -137,7 +139,9 @@ class RulesEngine:
         waiting = deque([(topic, payload, client_id, principal, 0)])
         while waiting:
             topic, payload, client_id, principal, hops = waiting.popleft()
-            if self.deliver is not None and (hops or not delivered):
+            ingest = basic_ingest(topic)
+            # Basic Ingest skips the broker: no device receives it.
+            if self.deliver is not None and (hops or not delivered) and ingest is None:
                 self.deliver(topic, payload)
             if hops > MAX_REPUBLISH_HOPS:
                 raise LocalRuntimeError(
@@ -148,21 +152,37 @@ class RulesEngine:
                 topic,
                 payload,
                 MessageContext(
-                    topic=topic,
+                    topic=topic if ingest is None else ingest.topic,
                     client_id=client_id,
                     principal=principal,
                     trace_id=str(uuid.uuid4()) if client_id != NO_CLIENT else None,
                     timestamp_ms=int(time.time() * 1000),
                 ),
             )
-            for rule in self.rules:
-                if not rule.disabled and rule.topic_filter.matches(topic):
+            for rule in self._rules_for(topic, ingest):
+                if rule is None:
+                    assert ingest is not None
+                    # IoT logs it and counts RuleNotFound; the message goes nowhere.
+                    result, republished = RuleFired(ingest.rule, topic, (), rule_not_found=True), []
+                else:
                     result, republished = self._run(rule, message)
-                    fired.append(result)
-                    self._observer(result)
-                    # A republished message comes from the rules engine, not from an MQTT client.
-                    waiting.extend((to, body, NO_CLIENT, None, hops + 1) for to, body in republished)
+                fired.append(result)
+                self._observer(result)
+                # A republished message comes from the rules engine, not from an MQTT client.
+                waiting.extend((to, body, NO_CLIENT, None, hops + 1) for to, body in republished)
         return fired
+
+    def _rules_for(self, topic: str, ingest: BasicIngest | None) -> list[TopicRule | None]:
+        """The enabled rules whose FROM matches; for Basic Ingest, the rule it names whatever its FROM says
+        ("the FROM clause ... is optional" for a rule only Basic Ingest invokes), or None if there is none."""
+        if ingest is None:
+            return [
+                rule
+                for rule in self.rules
+                if not rule.disabled and rule.topic_filter is not None and rule.topic_filter.matches(topic)
+            ]
+        named = [rule for rule in self.rules if rule.name == ingest.rule and not rule.disabled]
+        return named or [None]
 
     def _run(self, rule: TopicRule, message: Message) -> tuple[RuleFired, list[tuple[str, bytes]]]:
         try:

@@ -40,5 +40,33 @@ class TopicFilter:
 
 def is_reserved(topic: str) -> bool:
     """Whether `topic` is one of IoT Core's own topics (`$...`), which neither a rule's republish nor a client
-    may publish to; a thing's topics (`$aws/things/...`) are the exception."""
+    may publish to; a thing's topics (`$aws/things/...`) are the exception, and clients may publish to Basic
+    Ingest topics (basic_ingest())."""
     return topic.startswith("$") and not topic.startswith("$aws/things/")
+
+
+BASIC_INGEST_PREFIX = "$aws/rules/"
+
+
+@dataclass(frozen=True)
+class BasicIngest:
+    """A message sent with Basic Ingest: to `$aws/rules/<rule>/<topic>`, for that rule alone
+    (https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html)."""
+
+    rule: str
+    topic: str  # what follows the prefix: the topic the rule's topic() sees ("The initial prefix ... isn't
+    # available to the topic(Decimal) function"), and the one IoT's topic limits count
+
+
+def basic_ingest(topic: str) -> BasicIngest | None:
+    """The Basic Ingest a topic names, or None when it does not start with `$aws/rules/<rule>`."""
+    if not topic.startswith(BASIC_INGEST_PREFIX):
+        return None
+    rule, _, rest = topic[len(BASIC_INGEST_PREFIX) :].partition("/")
+    return BasicIngest(rule, rest) if rule else None
+
+
+def may_publish_to(topic: str) -> bool:
+    """Whether a client, a device or an application through iot-data, may publish to `topic`: not to IoT's
+    reserved topics, but to a thing's and to Basic Ingest ones."""
+    return not is_reserved(topic) or basic_ingest(topic) is not None

@@ -1,6 +1,6 @@
 """Parses AWS IoT SQL 2016-03-23 statements and substitution templates once, into closures evaluated per message.
 
-Emulated: SELECT (`*`, `* AS name`, expressions with or without AS, SELECT VALUE), FROM 'topic filter',
+Emulated: SELECT (`*`, `* AS name`, expressions with or without AS, SELECT VALUE), FROM 'topic filter' (optional: a rule without it is for Basic Ingest only),
 WHERE, nested object queries `(SELECT ... FROM expr WHERE ...)`, field paths `a.b.c`, `a[0]`, literals
 (numbers, 'strings' or "strings", true, false, null, {'k': v}, [a, b]), + - * / %, unary minus,
 = <> < <= > >=, AND OR NOT, both forms of CASE, cast(x AS type) and the functions of functions.py; templates
@@ -18,7 +18,6 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,6 +30,7 @@ from local_runtime.iot_sql.functions import CASTS, FUNCTIONS, REFUSED, decode_ba
 from local_runtime.iot_sql.joda_time import UnsupportedPattern, compile_pattern
 from local_runtime.iot_sql.values import (
     ARITHMETIC,
+    DECIMAL,
     COMPARISONS,
     UNDEFINED,
     Value,
@@ -219,7 +219,7 @@ class _Compiler(Transformer):
         return _literal(int(token))
 
     def decimal_literal(self, token: Token) -> Expr:
-        return _literal(Decimal(str(token)))
+        return _literal(DECIMAL.create_decimal(str(token)))
 
     def string_literal(self, token: Token) -> Expr:
         return _literal(_unquote(str(token)))
@@ -456,7 +456,7 @@ class _Compiler(Transformer):
             raise SqlNotSupported(str(error)) from None
         return text
 
-    def statement(self, projection: _Projection, topic_filter: str, where: _Where | None = None) -> Statement:
+    def statement(self, projection: _Projection, topic_filter: str | None, where: _Where | None = None) -> Statement:
         return Statement(
             topic_filter=topic_filter,
             functions_used=frozenset(self.functions_used),
@@ -493,9 +493,10 @@ class _Compiler(Transformer):
 
 
 def _decode(payload: bytes) -> tuple[Value, bool]:
-    """The payload as SQL values, and whether it is JSON. Anything that does not parse as JSON is binary."""
+    """The payload as SQL values, and whether it is JSON. Anything that does not parse as JSON is binary.
+    Numbers with a fraction or exponent are Decimals of 34 digits."""
     try:
-        return json.loads(payload, parse_float=Decimal, parse_constant=_reject_constant), True
+        return json.loads(payload, parse_float=DECIMAL.create_decimal, parse_constant=_reject_constant), True
     except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return payload, False
 
@@ -513,7 +514,7 @@ def _environment(payload: bytes, context: MessageContext) -> tuple[Env, bool]:
 class Statement:
     """A parsed rule statement: parse once with parse_rule_sql, evaluate per message."""
 
-    topic_filter: str
+    topic_filter: str | None  # None: no FROM, so only Basic Ingest invokes the rule
     functions_used: frozenset[str]
     references_payload_fields: bool
     projection: _Projection = field(repr=False)

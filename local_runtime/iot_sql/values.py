@@ -103,7 +103,7 @@ def to_string(value: Value) -> Value:
     if isinstance(value, Decimal):
         return decimal_text(value)
     if isinstance(value, (list, dict)):
-        return json.dumps(to_json(value), separators=(",", ":"), ensure_ascii=False)
+        return json_text(to_json(value))
     return UNDEFINED
 
 
@@ -124,17 +124,36 @@ def double(value: float) -> Value:
 
 
 def to_json(value: Value) -> Any:
-    """The JSON form AWS serialises: Undefined members are omitted, whole Decimals become ints and other
-    Decimals floats (as AWS prints numbers, without a trailing .0)."""
+    """The JSON form AWS serialises: Undefined members are omitted, whole Decimals become ints (as AWS prints
+    numbers, without a trailing .0) and other Decimals stay Decimals, all 34 digits of them: json_text()
+    writes them."""
     if isinstance(value, dict):
         return {key: to_json(item) for key, item in value.items() if item is not UNDEFINED}
     if isinstance(value, list):
         return [to_json(item) for item in value if item is not UNDEFINED]
-    if isinstance(value, Decimal):
-        if value.is_finite() and value == value.to_integral_value():
-            return int(value)
-        return float(value)
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)
     return value
+
+
+def json_text(value: Any) -> str:
+    """The JSON text of a to_json() value, compact, with each Decimal's digits as they are (json.dumps would
+    need floats, which keep 17)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:  # a Decimal somewhere
+        return _json_with_decimals(value)
+
+
+def _json_with_decimals(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        members = (f"{json.dumps(key, ensure_ascii=False)}:{_json_with_decimals(item)}" for key, item in value.items())
+        return "{" + ",".join(members) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_json_with_decimals(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 # ----- equality -----

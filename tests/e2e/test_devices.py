@@ -704,3 +704,40 @@ def test_the_authorizer_gets_iots_request_for_a_real_mqtt_connection_and_a_bad_s
     assert mqtt_data["clientId"] == "sensor-11" and mqtt_data["username"] == username
     assert base64.b64decode(mqtt_data["password"]).decode() == request["token"]
     assert request["connectionMetadata"] == {"id": session}
+
+
+def test_a_device_publishing_with_basic_ingest_reaches_only_its_rule_and_no_subscriber(
+    device_ca: tuple[CertificateAuthority, Path], tmp_path: Path
+) -> None:
+    # https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html
+    from tests.e2e.assemblies import topic_rule, write_assembly
+
+    authority, _ = device_ca
+    republish = {"Republish": {"Topic": "cmd/${topic(2)}/ack", "RoleArn": "arn:aws:iam::123456789012:role/unused", "Qos": 1}}
+    rule = topic_rule("BuildingManager", "SELECT topic() AS ingested, topic(2) AS building FROM 'Buildings/#'", [republish])
+    assembly = write_assembly(tmp_path / "app", {"BuildingManager": rule})
+    with serving(assembly, tmp_path / "endpoint") as endpoint:
+        policy = create_policy(
+            endpoint,
+            "panel",
+            ("iot:Connect", "client/${iot:Connection.Thing.ThingName}"),
+            ("iot:Publish", "topic/$aws/rules/*"),
+            ("iot:Subscribe", "topicfilter/*"),
+            ("iot:Receive", "topic/*"),
+        )
+        panel = certificate_device(endpoint, authority, tmp_path, "panel-1", (policy,), registered_with_ca=False)
+        with looping(panel):
+            connect(panel, endpoint)
+            panel.client.subscribe([("$aws/rules/#", 1), ("cmd/+/ack", 1)])
+            wait_for(lambda: lifecycle_events(endpoint, "subscribed", "panel-1"), "the subscriptions")
+            panel.client.publish("$aws/rules/NoSuchRule/Buildings/b-7", b"{}", qos=1).wait_for_publish(10)
+            panel.client.publish("$aws/rules/BuildingManager/Buildings/b-5/Lights", b"{}", qos=1).wait_for_publish(10)
+            ack = wait_for(lambda: panel.messages, "the rule's republished ack")[0]
+            assert panel.connected
+        handed = [(m.topic, [(f.rule, f.rule_not_found) for f in m.fired.result(10)]) for m in endpoint.handed_to_rules if m.from_device]
+    assert (ack.topic, json.loads(ack.payload)) == ("cmd/b-5/ack", {"ingested": "Buildings/b-5/Lights", "building": "b-5"})
+    assert [m.topic for m in panel.messages] == ["cmd/b-5/ack"]  # not its own Basic Ingest messages
+    assert handed == [
+        ("$aws/rules/NoSuchRule/Buildings/b-7", [("NoSuchRule", True)]),
+        ("$aws/rules/BuildingManager/Buildings/b-5/Lights", [("BuildingManager", False)]),
+    ]

@@ -122,16 +122,23 @@ def test_what_a_directly_invoked_function_published_is_routed_at_the_next_drain(
 def test_a_publish_to_a_reserved_topic_is_refused_as_iot_refuses_it_and_the_function_sees_the_error(
     tmp_path: Path,
 ) -> None:
-    also = ["$aws/events/presence/connected/d-1", "$aws/rules/some_rule", "$aws/things/d-1/shadow/update"]
+    also = [
+        "$aws/events/presence/connected/d-1",
+        "$aws/events/subscriptions/subscribed/d-1",
+        "$aws/rules/some_rule/d-1",  # Basic Ingest: applications may publish to it too
+        "$aws/things/d-1/shadow/update",
+    ]
     with LocalRuntime(commander_assembly(tmp_path)) as runtime:
         invocation = runtime.invoke("Commander", {"device": "d-1", "also": also})
         runtime.drain()
         published = [message.topic for message in runtime.published_to("$aws/things/+/shadow/update")]
+        ingested = [a.rule for a in runtime.activities if isinstance(a, RuleFired) and a.rule_not_found]
     assert invocation.result["refused"] == {
         "$aws/events/presence/connected/d-1": "ForbiddenException",
-        "$aws/rules/some_rule": "ForbiddenException",
+        "$aws/events/subscriptions/subscribed/d-1": "ForbiddenException",
     }
     assert published == ["$aws/things/d-1/shadow/update"]
+    assert ingested == ["some_rule"]  # the stack has no such rule: IoT drops it (RuleNotFound)
 
 
 def test_a_service_endpoint_variable_points_at_the_embedded_aws_once_its_template_value_resolves(

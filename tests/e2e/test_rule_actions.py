@@ -257,3 +257,39 @@ def test_a_binary_payload_reaches_sqs_whole_and_a_field_reference_on_it_is_a_sql
     assert isinstance(raw, RuleFired) and raw.output == b"\x89PNG\x00\x01"
     assert base64.b64decode(message["Body"]) == b"\x89PNG\x00\x01"
     assert field.sql_error is not None and field.actions == ()
+
+
+def test_a_decimal_keeps_its_34_digits_through_select_star_into_sqs_and_dynamodb(tmp_path: Path) -> None:
+    # "Decimal: A Decimal with a precision of 34 digits"
+    # (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-data-types.html).
+    put_item = {"DynamoDBv2": {"PutItem": {"TableName": {"Ref": "Latest"}}, "RoleArn": ROLE}}
+    resources = {
+        "Raw": queue(),
+        "Latest": table("deviceId"),
+        "Forward": topic_rule("forward", "SELECT * FROM 'meters/+'", [sqs_action("Raw"), put_item]),
+    }
+    digits = "0.1234567890123456789012345678901234"
+    with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
+        runtime.publish("meters/m-1", f'{{"deviceId": "m-1", "kwh": {digits}}}'.encode())
+        [message] = receive(runtime, "Raw")
+        item = runtime.cloud.client("dynamodb").get_item(TableName="Latest", Key={"deviceId": {"S": "m-1"}})["Item"]
+    assert message["Body"] == f'{{"deviceId":"m-1","kwh":{digits}}}'
+    assert item["kwh"] == {"N": digits}
+
+
+def test_a_sql_evaluation_failure_runs_no_action_and_not_the_error_action(tmp_path: Path) -> None:
+    # "The error handling covered in this topic is for rule actions. To debug SQL issues, including external
+    # functions, you can set up AWS IoT logging." (https://docs.aws.amazon.com/iot/latest/developerguide/rule-error-handling.html)
+    resources = {
+        "Out": queue(),
+        "Errors": queue(),
+        "Rule": topic_rule(
+            "field", "SELECT * FROM 'blobs/+' WHERE kind = 'image'", [sqs_action("Out")], error_action=sqs_action("Errors")
+        ),
+    }
+    with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
+        [fired] = runtime.publish("blobs/b-1", b"\x89PNG\x00\x01")
+        runtime.drain()
+        out, errors = receive(runtime, "Out"), receive(runtime, "Errors")
+    assert fired.sql_error is not None and fired.actions == () and fired.error_action is None
+    assert (out, errors) == ([], [])

@@ -149,3 +149,38 @@ def test_a_lambda_action_with_a_binary_payload_fails_as_on_aws(tmp_path: Path) -
     with LocalRuntime(rules_assembly(tmp_path)) as runtime:
         [fired] = runtime.publish("devices/d1/command", b"\x00\x01")
     assert fired.actions[0].error is not None and "JSON only" in fired.actions[0].error
+
+
+def test_basic_ingest_runs_only_the_named_rule_whatever_its_from_and_drops_a_message_to_a_missing_rule(
+    tmp_path: Path,
+) -> None:
+    # https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html
+    sql = "SELECT *, topic() AS topic, topic(1) AS building FROM 'Buildings/#'"
+    disabled = topic_rule("paused", "SELECT * FROM 'Buildings/#'", [sqs_action("Paused")])
+    disabled["Properties"]["TopicRulePayload"]["RuleDisabled"] = True
+    resources = {
+        "Managed": queue(),
+        "Listening": queue(),
+        "Paused": queue(),
+        "Manager": topic_rule("BuildingManager", sql, [sqs_action("Managed")]),
+        "Ingest": topic_rule("IngestOnly", "SELECT * WHERE level > 0", [sqs_action("Managed")]),
+        "Listener": topic_rule("listener", "SELECT * FROM 'Buildings/#'", [sqs_action("Listening")]),
+        "Paused_": disabled,
+    }
+    with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
+        delivered: list[str] = []
+        runtime.start_event_flow().deliver = lambda topic, payload: delivered.append(topic)
+        [manager] = runtime.publish("$aws/rules/BuildingManager/Buildings/Building5/Lights", b'{"level": 3}', "panel-1")
+        [ingest] = runtime.publish("$aws/rules/IngestOnly/anything", b'{"level": 1}', "panel-1")
+        [missing] = runtime.publish("$aws/rules/NoSuchRule/Buildings/Building5", b"{}", "panel-1")
+        [paused] = runtime.publish("$aws/rules/paused/Buildings/Building5", b"{}", "panel-1")
+        runtime.publish("Buildings/Building5/Lights", b'{"level": 4}', "panel-1")
+        managed, listening, paused_queue = (bodies(runtime, q) for q in ("Managed", "Listening", "Paused"))
+    assert manager.rule == "BuildingManager" and manager.actions[0].error is None
+    assert ingest.rule == "IngestOnly" and ingest.actions[0].error is None
+    assert sorted(json.loads(body)["level"] for body in managed) == [1, 3, 4]  # 4: its FROM matched the plain topic
+    [managed_message] = [json.loads(body) for body in managed if json.loads(body)["level"] == 3]
+    assert managed_message == {"level": 3, "topic": "Buildings/Building5/Lights", "building": "Buildings"}
+    assert [json.loads(body)["level"] for body in listening] == [4]  # Basic Ingest reached no other rule
+    assert (missing.rule, missing.rule_not_found, paused.rule_not_found, paused_queue) == ("NoSuchRule", True, True, [])
+    assert delivered == ["Buildings/Building5/Lights"]  # no subscriber gets a Basic Ingest message

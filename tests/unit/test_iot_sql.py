@@ -6,6 +6,7 @@ docs" is AWS's IoT SQL reference of today, where it corrects the guide.
 
 import json
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -18,6 +19,7 @@ from local_runtime.iot_sql import (
     parse_rule_sql,
     parse_template,
 )
+from local_runtime.iot_sql.values import json_text
 
 CONTEXT = MessageContext(topic="a/b", timestamp_ms=1481825251155)
 SENSOR = {
@@ -36,8 +38,10 @@ SENML = {
 
 
 def run(sql, payload, topic="a/b", **context):
+    """The rule's output as its actions' JSON carries it, parsed back (Decimals as floats)."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return parse_rule_sql(sql).evaluate(body, MessageContext(topic=topic, timestamp_ms=1481825251155, **context))
+    result = parse_rule_sql(sql).evaluate(body, MessageContext(topic=topic, timestamp_ms=1481825251155, **context))
+    return result if result is NOT_FIRED or isinstance(result, bytes) else json.loads(json_text(result))
 
 
 DOCUMENTED_EXAMPLES = [
@@ -176,8 +180,19 @@ def test_star_alias_wraps_the_payload() -> None:
 
 
 def test_json_output_is_serializable_and_decimals_print_as_aws_does() -> None:
-    result = run("SELECT temp * 2 AS double_temp, 10.0 AS whole, 1 / 3.0 AS third FROM 'a/b'", {"temp": 1.25})
-    assert json.dumps(result) == '{"double_temp": 2.5, "whole": 10, "third": 0.3333333333333333}'
+    # "Decimal: A Decimal with a precision of 34 digits"; whole numbers such as 10.0 are Ints in SQL 2016-03-23
+    # (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-data-types.html).
+    statement = parse_rule_sql("SELECT temp * 2 AS double_temp, 10.0 AS whole, 1 / 3.0 AS third FROM 'a/b'")
+    result = statement.evaluate(b'{"temp": 1.25}', MessageContext(topic="a/b"))
+    written = json.loads(json_text(result), parse_float=Decimal)
+    assert written == {"double_temp": Decimal("2.5"), "whole": 10, "third": Decimal("0." + "3" * 34)}
+    assert type(written["whole"]) is int
+
+
+def test_select_star_keeps_all_34_digits_of_a_decimal_and_rounds_a_longer_one_to_34() -> None:
+    payload = b'{"pi": 3.141592653589793238462643383279503, "long": 1.23456789012345678901234567890123456789}'
+    result = parse_rule_sql("SELECT * FROM 'a/b'").evaluate(payload, MessageContext(topic="a/b"))
+    assert json_text(result) == '{"pi":3.141592653589793238462643383279503,"long":1.234567890123456789012345678901235}'
 
 
 # ----- the operator tables (L7793-L7998) -----

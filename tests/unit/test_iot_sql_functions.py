@@ -7,6 +7,7 @@ import json
 import pytest
 
 from local_runtime.iot_sql import MessageContext, parse_rule_sql
+from local_runtime.iot_sql.values import json_text
 
 EXAMPLES = [
     ("abs(-5)", 5),  # L8008
@@ -117,7 +118,9 @@ EXAMPLES = [
 
 
 def evaluate(expression, payload=b"{}"):
-    return parse_rule_sql(f"SELECT VALUE {expression} FROM 'a/b'").evaluate(payload, MessageContext(topic="a/b"))
+    """The value as its rule's actions' JSON carries it, parsed back (Decimals as floats)."""
+    result = parse_rule_sql(f"SELECT VALUE {expression} FROM 'a/b'").evaluate(payload, MessageContext(topic="a/b"))
+    return json.loads(json_text(result))
 
 
 @pytest.mark.parametrize("expression, expected", EXAMPLES)
