@@ -44,12 +44,13 @@ import math
 import random
 import shlex
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TextIO
 
 from boto3.dynamodb.types import TypeDeserializer
 
@@ -62,6 +63,7 @@ from local_runtime.runtime import LocalRuntime
 
 DEFAULT_MESSAGES = 2000
 QUICK_MESSAGES = 40
+PROGRESS_EVERY_S = 5.0
 SEED = 20261124
 # The lifecycle events' times: connects from three hours before the run, each disconnect up to 90 minutes later.
 T0_MS = int(time.time() * 1000) - 3 * 3_600_000
@@ -271,20 +273,57 @@ class Phase:
         }
 
 
-def run_phase(runtime: LocalRuntime, messages: list[Message], burst: int) -> Phase:
+class Progress:
+    """Every PROGRESS_EVERY_S on standard error, while a phase runs: how many of its messages the rules took
+    and how many records its functions got, so that a long run shows it is moving."""
+
+    def __init__(self, runtime: LocalRuntime, label: str, total: int, stream: TextIO | None = None) -> None:
+        self._runtime, self._label, self._total = runtime, label, total
+        self._stream = stream or sys.stderr
+        self._first_activity = len(runtime.activities)
+        self.published = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._report, name=f"progress {label}", daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def line(self) -> str:
+        # The runtime only appends to its activities, so a copy of them as they are now is consistent.
+        activities = self._runtime.activities[self._first_activity :]
+        batches = [a for a in activities if isinstance(a, BatchDelivered)]
+        attempts = [a for a in activities if isinstance(a, AsyncInvoked)]
+        elapsed = time.monotonic() - self._started
+        return (
+            f"{self._label}: {self.published}/{self._total} published, {_received(batches, attempts)} records "
+            f"received by the functions, {elapsed:.0f} s"
+        )
+
+    def _report(self) -> None:
+        while not self._stopped.wait(PROGRESS_EVERY_S):
+            print(self.line(), file=self._stream, flush=True)
+
+
+def run_phase(runtime: LocalRuntime, messages: list[Message], burst: int, label: str = "phase") -> Phase:
     """Publishes `burst` messages back to back, drains, and so on until every message is processed."""
     first_activity = len(runtime.activities)
     fired: list[list[RuleFired]] = []
     publish_s = drain_s = 0.0
-    for first in range(0, len(messages), burst):
-        start = time.perf_counter()
-        fired += [
-            runtime.publish(message.topic, message.payload, message.client_id)
-            for message in messages[first : first + burst]
-        ]
-        published = time.perf_counter()
-        runtime.drain()
-        publish_s, drain_s = publish_s + published - start, drain_s + time.perf_counter() - published
+    with Progress(runtime, label, len(messages)) as progress:
+        for first in range(0, len(messages), burst):
+            start = time.perf_counter()
+            for message in messages[first : first + burst]:
+                fired.append(runtime.publish(message.topic, message.payload, message.client_id))
+                progress.published += 1
+            published = time.perf_counter()
+            runtime.drain()
+            publish_s, drain_s = publish_s + published - start, drain_s + time.perf_counter() - published
     activities = runtime.activities[first_activity:]
     batches = [a for a in activities if isinstance(a, BatchDelivered)]
     attempts = [a for a in activities if isinstance(a, AsyncInvoked)]
@@ -436,19 +475,19 @@ def run(assembly: Path, messages: int, burst: int, command: str) -> Outcome:
     # The drain's timeout scales with the work: it is there to catch a stuck queue, not a slow machine.
     with LocalRuntime(assembly, drain_timeout_s=60 + messages * 0.2) as runtime:
         register(runtime, {**warm_up.registered, **telemetry.registered})
-        warm = run_phase(runtime, warm_up.messages, burst)
+        warm = run_phase(runtime, warm_up.messages, burst, "warm-up")
         outcome.cold_starts_ms = {
             a.invocation.function: a.invocation.init_ms
             for a in runtime.activities
             if isinstance(a, (BatchDelivered, AsyncInvoked)) and a.invocation.init_ms is not None
         }
-        outcome.main = run_phase(runtime, workload.messages, burst)
-        outcome.telemetry = run_phase(runtime, telemetry.messages, burst)
+        outcome.main = run_phase(runtime, workload.messages, burst, "lifecycle events")
+        outcome.telemetry = run_phase(runtime, telemetry.messages, burst, "telemetry")
         outcome.rows_as_expected, table_check = table_failures(runtime, rows)
         outcome.failures = warm.failures + outcome.main.failures + outcome.telemetry.failures + table_check
         if outcome.failures:  # no point in waiting out the delay: the run has failed
             return outcome
-        outcome.disconnects = run_phase(runtime, disconnects.messages, len(disconnects.messages))
+        outcome.disconnects = run_phase(runtime, disconnects.messages, len(disconnects.messages), "disconnects")
         outcome.rows_as_expected, table_check = table_failures(runtime, {**rows, **disconnects.rows})
         outcome.failures = outcome.disconnects.failures + table_check
     return outcome
@@ -465,9 +504,9 @@ def render_markdown(outcome: Outcome) -> str:
         f"command: `{outcome.command}`, assembly `{outcome.assembly}`",
         "",
         f"{main.messages} messages (presence connects, registry things created and updated) published into the "
-        f"rules engine {_bursts(main)}; functions warm (their cold starts were in a warm-up before). moto's SQS "
-        "does work in proportion to the messages in a queue on every SendMessage, ReceiveMessage and "
-        "GetQueueAttributes, so the overhead per message grows with the burst (`--burst 10`: a steady trickle).",
+        f"rules engine {_bursts(main)}; functions warm (their cold starts were in a warm-up before). A drain "
+        "checks every queue's state until all are empty, a cost per drain rather than per message, so small "
+        "bursts (`--burst 10`: a steady trickle) pay it more often than one burst of everything.",
         "",
         *_phase_table(
             main,

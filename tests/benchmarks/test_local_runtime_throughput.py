@@ -139,3 +139,21 @@ def _copy_with_rule_disabled(source: Path, target: Path, topic_filter: str) -> P
         (target / entry.name).write_text(json.dumps(template))
     assert disabled == 1
     return target
+
+
+def test_a_long_phase_reports_its_progress_on_standard_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    from types import SimpleNamespace
+
+    from benchmarks import local_runtime
+    from local_runtime.activity import BatchDelivered
+
+    monkeypatch.setattr(local_runtime, "PROGRESS_EVERY_S", 0.02)
+    runtime = SimpleNamespace(activities=[])
+    stream = io.StringIO()
+    with local_runtime.Progress(runtime, "lifecycle events", 10, stream) as progress:  # type: ignore[arg-type]
+        progress.published = 7
+        runtime.activities.append(BatchDelivered("Queue", "Presence", 4, None, (), None))  # type: ignore[arg-type]
+        time.sleep(0.2)
+    lines = stream.getvalue().splitlines()
+    assert lines and lines[-1].startswith("lifecycle events: 7/10 published, 4 records received by the functions, ")
