@@ -159,30 +159,30 @@ class RulesEngine:
                     timestamp_ms=int(time.time() * 1000),
                 ),
             )
-            for rule in self._rules_for(topic, ingest):
-                if rule is None:
-                    assert ingest is not None
-                    # IoT logs it and counts RuleNotFound; the message goes nowhere.
-                    result, republished = RuleFired(ingest.rule, topic, (), rule_not_found=True), []
-                else:
-                    result, republished = self._run(rule, message)
+            rules = self._rules_for(topic, ingest)
+            if ingest is not None and not rules:
+                # IoT logs it and counts RuleNotFound; the message goes nowhere.
+                not_found = RuleFired(ingest.rule, topic, (), rule_not_found=True)
+                fired.append(not_found)
+                self._observer(not_found)
+            for rule in rules:
+                result, republished = self._run(rule, message)
                 fired.append(result)
                 self._observer(result)
                 # A republished message comes from the rules engine, not from an MQTT client.
                 waiting.extend((to, body, NO_CLIENT, None, hops + 1) for to, body in republished)
         return fired
 
-    def _rules_for(self, topic: str, ingest: BasicIngest | None) -> list[TopicRule | None]:
-        """The enabled rules whose FROM matches; for Basic Ingest, the rule it names whatever its FROM says
-        ("the FROM clause ... is optional" for a rule only Basic Ingest invokes), or None if there is none."""
+    def _rules_for(self, topic: str, ingest: BasicIngest | None) -> list[TopicRule]:
+        """The enabled rules whose FROM matches; for Basic Ingest, the enabled rule it names whatever its FROM
+        says ("the FROM clause ... is optional" for a rule only Basic Ingest invokes), if there is one."""
         if ingest is None:
             return [
                 rule
                 for rule in self.rules
                 if not rule.disabled and rule.topic_filter is not None and rule.topic_filter.matches(topic)
             ]
-        named = [rule for rule in self.rules if rule.name == ingest.rule and not rule.disabled]
-        return named or [None]
+        return [rule for rule in self.rules if rule.name == ingest.rule and not rule.disabled]
 
     def _run(self, rule: TopicRule, message: Message) -> tuple[RuleFired, list[tuple[str, bytes]]]:
         try:

@@ -1,7 +1,7 @@
 """Parses AWS IoT SQL 2016-03-23 statements and substitution templates once, into closures evaluated per message.
 
-Emulated: SELECT (`*`, `* AS name`, expressions with or without AS, SELECT VALUE), FROM 'topic filter' (optional: a rule without it is for Basic Ingest only),
-WHERE, nested object queries `(SELECT ... FROM expr WHERE ...)`, field paths `a.b.c`, `a[0]`, literals
+Emulated: SELECT (`*`, `* AS name`, expressions with or without AS, SELECT VALUE), FROM 'topic filter'
+(optional: a rule without it is for Basic Ingest only), WHERE, nested object queries `(SELECT ... FROM expr WHERE ...)`, field paths `a.b.c`, `a[0]`, literals
 (numbers, 'strings' or "strings", true, false, null, {'k': v}, [a, b]), + - * / %, unary minus,
 = <> < <= > >=, AND OR NOT, both forms of CASE, cast(x AS type) and the functions of functions.py; templates
 `${expression}` with `$$` for a literal `$`.
