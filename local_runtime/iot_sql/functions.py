@@ -2,10 +2,11 @@
 
 Emulated: the pure functions of the SQL reference (math, strings, hashes, regexes, get, concat, cast...) and
 the message's metadata (topic, clientid, principal, timestamp, traceid, accountid, newuuid, encode, decode,
-parse_time, sql_version). "Functions called with invalid arguments (for example, wrong types ...) return Undefined".
+parse_time, sql_version), and transform. "Functions called with invalid arguments (for example, wrong types
+...) return Undefined".
 Refused, with the reason: functions that call another AWS service or need MQTT 5 / connection details
 (aws_lambda, get_thing_shadow, get_dynamodb, ...), decode with the protobuf scheme, and a few
-documented functions not emulated yet (time_to_epoch, transform, get_or_default).
+documented functions not emulated yet (time_to_epoch, get_or_default).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from local_runtime.iot_sql.values import (
     UNDEFINED,
     Value,
     double,
+    json_text,
     remainder,
     standard_int,
     to_bool,
     to_decimal,
     to_int,
+    to_json,
     to_number,
     to_string,
 )
@@ -295,6 +298,24 @@ def _get(collection: Value, key: Value) -> Value:
     return UNDEFINED
 
 
+TRANSFORM_LIMIT_BYTES = 128 * 1024  # "The array returned by this function is limited to 128 KiB"
+
+
+def _transform(mode: Value, attributes: Value, elements: Value) -> Value:
+    """transform('enrichArray', Object, Array): each object of the array with the object's attributes added
+    (iot-sql-functions, transform). Any other mode, an object that is not one, or an array that is not all
+    objects is Undefined, as are results over the 128 KiB limit. Where an element already has one of the
+    object's keys, the object's value wins: its attributes are "applied" to each element."""
+    if mode != "enrichArray" or not isinstance(attributes, dict) or not isinstance(elements, list):
+        return UNDEFINED
+    if not all(isinstance(element, dict) for element in elements):
+        return UNDEFINED
+    enriched: list[Value] = [{**element, **attributes} for element in elements]
+    if len(json_text(to_json(enriched)).encode()) > TRANSFORM_LIMIT_BYTES:
+        return UNDEFINED
+    return enriched
+
+
 def _is_null(value: Value) -> bool:
     return value is None
 
@@ -473,6 +494,7 @@ FUNCTIONS: dict[str, Function] = {
     "substring": Function(2, 3, _substring),
     "tan": Function(1, 1, _double_function(math.tan)),
     "tanh": Function(1, 1, _double_function(math.tanh)),
+    "transform": Function(3, 3, _transform),
     "trim": Function(1, 1, _string_function(_java_trim)),
     "trunc": Function(2, 2, _trunc),
     "upper": Function(1, 1, _string_function(str.upper)),
@@ -487,8 +509,9 @@ FUNCTIONS: dict[str, Function] = {
     # encode's first argument may be `*` (the raw payload) and its scheme must be the literal 'base64':
     # the parser checks and calls encode_base64 itself.
     "encode": Function(2, 2, lambda value, scheme: encode_base64(value)),
-    # decode's scheme too: the parser checks it and calls decode_base64 with the payload's JSON parser.
-    "decode": Function(2, 2, lambda value, scheme: UNDEFINED),
+    # decode's scheme too: the parser checks it and calls decode_base64 with the payload's JSON parser. Six
+    # arguments are 'proto''s (bucket, key, descriptor file, message type), which the parser refuses.
+    "decode": Function(2, 6, lambda value, scheme, *proto: UNDEFINED),
 }
 
 _EXTERNAL = "calls another AWS service, which the local runtime does not do from a rule"
@@ -505,6 +528,5 @@ REFUSED: dict[str, str] = {
     "get_user_properties": _MQTT5,
     "sourceip": _MQTT5,
     "time_to_epoch": _NOT_YET,
-    "transform": _NOT_YET,
     "get_or_default": _NOT_YET,
 }

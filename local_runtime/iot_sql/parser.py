@@ -381,7 +381,7 @@ class _Compiler(Transformer):
 
     @staticmethod
     def _decode(arguments: list[Expr]) -> Expr:
-        value, scheme = arguments
+        value, scheme, *proto_arguments = arguments
         name = scheme.constant.lower() if scheme.kind == "literal" and isinstance(scheme.constant, str) else None
         if name == "proto":
             raise SqlNotSupported(
@@ -389,6 +389,8 @@ class _Compiler(Transformer):
             )
         if name != "base64":
             raise SqlNotSupported("decode() supports the literal decoding scheme 'base64' (and, on AWS, 'proto')")
+        if proto_arguments:
+            raise SqlNotSupported(f"decode() with 'base64' takes 2 arguments, not {len(arguments)}")
         if value.kind == "star":
             return Expr(lambda env: decode_base64(env.raw if env.raw is not None else env.document, _decode), kind="call")
         value_run = value.run
@@ -463,7 +465,6 @@ class _Compiler(Transformer):
             references_payload_fields=bool(self.names),
             projection=projection,
             where=where.condition.run if where else None,
-            payload_names=frozenset(self.names),
         )
 
     # ----- templates -----
@@ -493,8 +494,12 @@ class _Compiler(Transformer):
 
 
 def _decode(payload: bytes) -> tuple[Value, bool]:
-    """The payload as SQL values, and whether it is JSON. Anything that does not parse as JSON is binary.
-    Numbers with a fraction or exponent are Decimals of 34 digits."""
+    """The payload as SQL values, and whether it is JSON. Anything that does not parse as JSON is binary, but
+    an empty payload, to which a rule adds data as to an empty JSON object ("If you have an empty or a JSON
+    payload, the resulting payload can have data added using the rule", binary-payloads). Numbers with a
+    fraction or exponent are Decimals of 34 digits."""
+    if not payload:
+        return {}, True
     try:
         return json.loads(payload, parse_float=DECIMAL.create_decimal, parse_constant=_reject_constant), True
     except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -519,31 +524,25 @@ class Statement:
     references_payload_fields: bool
     projection: _Projection = field(repr=False)
     where: Run | None = field(repr=False)
-    payload_names: frozenset[str] = field(repr=False)
-
-    def _binary_problem(self) -> str | None:
-        """The documented rules for non-JSON payloads: no JSON names but '*', and '*' alone or only functions."""
-        if self.payload_names:
-            names = ", ".join(sorted(self.payload_names))
-            return f"the payload is not JSON, and the SQL refers to JSON names other than '*' ({names})"
-        items = self.projection.items
-        if any(item.star for item in items) and (len(items) > 1 or items[0].alias is not None):
-            return "the payload is not JSON, and the SELECT has '*' but not as its only item"
-        return None
 
     def evaluate(self, payload: bytes, context: MessageContext) -> Any:
         """NOT_FIRED when the rule does not fire (WHERE not true); else the output as JSON values (None for
-        `SELECT VALUE` of a null), or the raw payload bytes for `SELECT *` of a binary payload. Raises
-        SqlEvaluationError as AWS fails a rule."""
+        `SELECT VALUE` of a null), or the payload's bytes as they came for `SELECT *` of a binary or an empty
+        payload. Raises SqlEvaluationError as AWS fails a rule.
+
+        On a binary payload (https://docs.aws.amazon.com/iot/latest/developerguide/binary-payloads.html) JSON
+        names are Undefined, so `WHERE device_type = 'thermostat'` does not fire, and `*` is the payload
+        itself: `SELECT *, principal() AS principal` is "supported" but adds nothing, as only "an empty or a
+        JSON payload" can have data added; `* AS name` has no JSON form, a rule failure."""
         env, is_json = _environment(payload, context)
-        if not is_json:
-            problem = self._binary_problem()
-            if problem:
-                raise SqlEvaluationError(problem)
+        items = self.projection.items
+        if not is_json and any(item.star and item.alias is not None for item in items):
+            raise SqlEvaluationError("the payload is not JSON, so '* AS name' has no JSON value to name")
         if self.where is not None and self.where(env) is not True:
             return NOT_FIRED
-        items = self.projection.items
-        if not is_json and items[0].star and not self.projection.value:
+        star_alone = len(items) == 1 and items[0].star and items[0].alias is None
+        as_it_came = (not is_json and any(item.star for item in items)) or (not payload and star_alone)
+        if as_it_came and not self.projection.value:
             return payload
         result = self.projection.run(env)
         if self.projection.value:
@@ -561,9 +560,8 @@ class Template:
     references_payload_fields: bool
 
     def render(self, payload: bytes, context: MessageContext) -> str:
-        env, is_json = _environment(payload, context)
-        if not is_json and self.references_payload_fields:
-            raise SqlEvaluationError("the payload is not JSON, and a substitution template refers to JSON names")
+        # On a binary payload JSON names are Undefined, which a template renders as an empty string.
+        env, _ = _environment(payload, context)
         return "".join(part(env) for part in self.parts)
 
 

@@ -245,10 +245,14 @@ def test_a_lambda_action_without_invoke_permission_fails_into_the_error_action(t
     assert base64.b64decode(error["base64OriginalPayload"]) == b"{}"
 
 
-def test_a_binary_payload_reaches_sqs_whole_and_a_field_reference_on_it_is_a_sql_failure(tmp_path: Path) -> None:
+def test_a_binary_payload_reaches_sqs_whole_and_a_where_on_a_json_name_does_not_fire(tmp_path: Path) -> None:
+    # https://docs.aws.amazon.com/iot/latest/developerguide/binary-payloads.html: a WHERE on device_type, and
+    # `*` with data added, are supported on binary payloads; the data is added to empty or JSON payloads only.
     resources = {
         "Raw": queue(),
-        "RawRule": topic_rule("raw", "SELECT * FROM 'blobs/+'", [sqs_action("Raw", use_base64=True)]),
+        "RawRule": topic_rule(
+            "raw", "SELECT *, timestamp() AS time FROM 'blobs/+'", [sqs_action("Raw", use_base64=True)]
+        ),
         "FieldRule": topic_rule("field", "SELECT * FROM 'blobs/+' WHERE kind = 'image'", [sqs_action("Raw")]),
     }
     with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:
@@ -256,7 +260,7 @@ def test_a_binary_payload_reaches_sqs_whole_and_a_field_reference_on_it_is_a_sql
         [message] = receive(runtime, "Raw")
     assert isinstance(raw, RuleFired) and raw.output == b"\x89PNG\x00\x01"
     assert base64.b64decode(message["Body"]) == b"\x89PNG\x00\x01"
-    assert field.sql_error is not None and field.actions == ()
+    assert field.where_false and field.sql_error is None and field.actions == ()
 
 
 def test_a_decimal_keeps_its_34_digits_through_select_star_into_sqs_and_dynamodb(tmp_path: Path) -> None:
@@ -284,7 +288,7 @@ def test_a_sql_evaluation_failure_runs_no_action_and_not_the_error_action(tmp_pa
         "Out": queue(),
         "Errors": queue(),
         "Rule": topic_rule(
-            "field", "SELECT * FROM 'blobs/+' WHERE kind = 'image'", [sqs_action("Out")], error_action=sqs_action("Errors")
+            "named", "SELECT * AS image FROM 'blobs/+'", [sqs_action("Out")], error_action=sqs_action("Errors")
         ),
     }
     with LocalRuntime(write_assembly(tmp_path, resources)) as runtime:

@@ -151,6 +151,24 @@ def test_a_lambda_action_with_a_binary_payload_fails_as_on_aws(tmp_path: Path) -
     assert fired.actions[0].error is not None and "JSON only" in fired.actions[0].error
 
 
+def test_a_lambda_action_gets_a_binary_payload_base64_encoded_in_json(tmp_path: Path) -> None:
+    # "The Lambda rule action can receive binary data, if it's base64 encoded and in a JSON payload. You can do
+    # this by changing the rule to the following": SELECT encode(*, 'base64') AS data FROM 'my_topic'
+    # (https://docs.aws.amazon.com/iot/latest/developerguide/binary-payloads.html).
+    resources = {
+        "Handler": python_function("handler"),
+        "Rule": topic_rule("encoded", "SELECT encode(*, 'base64') AS data FROM 'my_topic'", [lambda_action("Handler")]),
+        "RulePermission": invoke_permission("Handler", "iot.amazonaws.com", "Rule"),
+    }
+    handler = "def handler(event, context):\n    return event\n"
+    with LocalRuntime(write_assembly(tmp_path, resources, {"handler": {"app.py": handler}})) as runtime:
+        [fired] = runtime.publish("my_topic", b"\x00\x01")
+        runtime.drain()
+    assert fired.actions[0].error is None
+    [invoked] = [activity for activity in runtime.activities if isinstance(activity, AsyncInvoked)]
+    assert invoked.invocation.result == {"data": "AAE="}
+
+
 def test_basic_ingest_runs_only_the_named_rule_whatever_its_from_and_drops_a_message_to_a_missing_rule(
     tmp_path: Path,
 ) -> None:

@@ -243,7 +243,10 @@ def test_operators_follow_the_documented_type_tables(expression, expected) -> No
     assert type(result.get("r")) is type(expected) or expected is UNDEFINED
 
 
-# ----- binary payloads (L9361-L9417) -----
+# ----- binary payloads -----
+# Today's reference (https://docs.aws.amazon.com/iot/latest/developerguide/binary-payloads.html), which
+# supports the forms the 2018 guide (L9361-L9417) refused: WHERE on a JSON name, `*` with other items, and a
+# republish template naming a JSON field.
 
 BINARY = b"\x00\xffnot json"
 
@@ -264,22 +267,43 @@ def test_binary_payload_where_without_json_names_is_allowed() -> None:
     assert run("SELECT * FROM 'a/b' WHERE timestamp() % 12 = 3", BINARY) == BINARY
 
 
-def test_binary_payload_with_a_json_name_in_where_is_a_rule_failure() -> None:
-    with pytest.raises(SqlEvaluationError, match="device_type"):
-        run("SELECT * FROM 'a/b' WHERE device_type = 'thermostat'", BINARY)
+def test_binary_payload_with_a_json_name_in_where_does_not_fire_as_the_name_is_undefined() -> None:
+    # "The following refers to device_type in the WHERE clause": supported.
+    assert run("SELECT * FROM 'a/b' WHERE device_type = 'thermostat'", BINARY) is NOT_FIRED
+    assert run("SELECT * FROM 'a/b' WHERE isUndefined(device_type)", BINARY) == BINARY
 
 
-def test_binary_payload_with_star_and_other_items_is_a_rule_failure() -> None:
-    with pytest.raises(SqlEvaluationError, match="only item"):
-        run("SELECT *, timestamp() AS timestamp FROM 'a/b'", BINARY)
+def test_binary_payload_with_star_and_added_data_is_the_payload_as_it_came() -> None:
+    # "You can also add data and use the following SELECT clauses": SELECT *, principal() as principal, ...;
+    # but "If you have an empty or a JSON payload, the resulting payload can have data added": not a binary one.
+    sql = "SELECT *, principal() as principal, timestamp() as time FROM 'a/b'"
+    assert run(sql, BINARY, principal="abc") == BINARY
+    assert run(sql, {"t": 1}, principal="abc") == {"t": 1, "principal": "abc", "time": 1481825251155}
 
 
-def test_binary_payload_with_a_template_naming_a_json_field_is_a_rule_failure() -> None:
-    # L9406-L9416: republish to device/${device_id}
+def test_binary_payload_with_star_as_a_name_is_a_rule_failure() -> None:
+    with pytest.raises(SqlEvaluationError, match="AS name"):
+        run("SELECT * AS raw FROM 'a/b'", BINARY)
+
+
+def test_an_empty_payload_has_data_added_as_to_an_empty_object_and_select_star_forwards_it_empty() -> None:
+    assert run("SELECT *, timestamp() AS ts FROM 'a/b'", b"") == {"ts": 1481825251155}
+    assert run("SELECT encode(*, 'base64') AS data, device_type AS d FROM 'a/b'", b"") == {"data": ""}
+    assert run("SELECT * FROM 'a/b'", b"") == b""
+    assert run("SELECT * FROM 'a/b' WHERE device_type = 'thermostat'", b"") is NOT_FIRED
+
+
+def test_binary_payload_with_a_template_naming_a_json_field_renders_it_empty() -> None:
+    # "The following is also supported": republish to device/${device_id}; Undefined renders as "".
     template = parse_template("device/${device_id}")
-    with pytest.raises(SqlEvaluationError, match="template"):
-        template.render(BINARY, CONTEXT)
+    assert template.render(BINARY, CONTEXT) == "device/"
     assert template.render(b'{"device_id": "abc"}', CONTEXT) == "device/abc"
+
+
+def test_a_string_payload_becomes_json_through_decode_of_its_encoding() -> None:
+    # "The SQL statement doesn't support string as input. To convert a string input to JSON, you can run":
+    sql = "SELECT decode(encode(*, 'base64'), 'base64') AS payload FROM 'topic'"
+    assert parse_rule_sql(sql).evaluate(b"hello world", MessageContext(topic="topic")) == {"payload": "hello world"}
 
 
 def test_encode_star_of_a_json_payload_encodes_its_bytes() -> None:
@@ -377,7 +401,8 @@ REFUSED = [
     ("SELECT * FROM 'a/#/b'", "topic filter"),
     ("SELECT * FROM 'a/b+'", "topic filter"),
     ("SELECT encode(x, 'hex') AS e FROM 'a/b'", "base64"),
-    ("SELECT decode(x, 'proto', 'bucket', 'key', 'file', 'Message') AS d FROM 'a/b'", "2 argument"),
+    ("SELECT decode(x, 'proto', 'bucket', 'key', 'file', 'Message') AS d FROM 'a/b'", "FileDescriptorSet"),
+    ("SELECT decode(x, 'base64', 'extra') AS d FROM 'a/b'", "'base64' takes 2 arguments, not 3"),
     ("SELECT decode(x, 'proto') AS d FROM 'a/b'", "FileDescriptorSet"),
     ("SELECT decode(x, scheme) AS d FROM 'a/b'", "literal decoding scheme 'base64'"),
     ("SELECT cast(x AS Float) AS f FROM 'a/b'", "Float"),

@@ -214,3 +214,80 @@ def test_decode_of_the_encoded_payload_turns_a_json_string_payload_into_an_objec
 
 def test_encode_base64_converts_values_to_strings_first() -> None:
     assert evaluate("encode(x, 'base64')", json.dumps({"x": {"a": 1}}).encode()) == "eyJhIjoxfQ=="
+
+
+# transform(String, Object, Array), current docs
+# (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-functions.html#iot-func-transform): "Returns an
+# array of objects that contains the result of the specified transformation of the Object parameter on the Array
+# parameter"; the examples publish this message to A/B.
+TRANSFORM_MESSAGE = {"attributes": {"data1": 1, "data2": 2}, "values": [{"a": 3}, {"b": 4}, {"c": 5}]}
+
+
+def run_on_a_b(sql: str, message) -> object:
+    result = parse_rule_sql(sql).evaluate(json.dumps(message).encode(), MessageContext(topic="A/B"))
+    return json.loads(json_text(result))
+
+
+def test_transform_example_1_adds_the_objects_attributes_to_each_element() -> None:
+    result = run_on_a_b("select value transform(\"enrichArray\", attributes, values) from 'A/B'", TRANSFORM_MESSAGE)
+    assert result == [
+        {"a": 3, "data1": 1, "data2": 2},
+        {"b": 4, "data1": 1, "data2": 2},
+        {"c": 5, "data1": 1, "data2": 2},
+    ]
+
+
+def test_transform_example_2_includes_and_renames_attributes_with_an_object_literal() -> None:
+    sql = "select value transform(\"enrichArray\", {\"key\": attributes.data1}, values) from 'A/B'"
+    assert run_on_a_b(sql, TRANSFORM_MESSAGE) == [{"a": 3, "key": 1}, {"b": 4, "key": 1}, {"c": 5, "key": 1}]
+
+
+def test_transform_example_3_takes_its_object_and_array_from_nested_queries() -> None:
+    message = {
+        "data1": "example",
+        "data2": {
+            "a": "first attribute",
+            "b": "second attribute",
+            "c": [
+                {"x": {"someInt": 5, "someString": "hello"}, "y": True},
+                {"x": {"someInt": 10, "someString": "world"}, "y": False},
+            ],
+        },
+    }
+    sql = "select value transform('enrichArray', (select a, b from data2), (select value c from data2)) from 'A/B'"
+    assert run_on_a_b(sql, message) == [
+        {"x": {"someInt": 5, "someString": "hello"}, "y": True, "a": "first attribute", "b": "second attribute"},
+        {"x": {"someInt": 10, "someString": "world"}, "y": False, "a": "first attribute", "b": "second attribute"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "transform('enrich', attributes, values)",  # "Any other value | Any value | Any value | Undefined"
+        "transform('enricharray', attributes, values)",  # the mode is a name, not a case-insensitive keyword
+        "transform('enrichArray', 5, values)",
+        "transform('enrichArray', attributes, attributes)",
+        "transform('enrichArray', attributes, [1, {'a': 1}])",  # an array of objects, or nothing
+        "transform('enrichArray', attributes, missing)",
+    ],
+)
+def test_transform_is_undefined_for_another_mode_or_arguments_not_an_object_and_an_array_of_objects(expression) -> None:
+    assert run_on_a_b(f"SELECT {expression} AS t FROM 'A/B'", TRANSFORM_MESSAGE) == {}
+
+
+def test_transform_gives_the_objects_value_where_an_element_has_the_same_key_and_keeps_an_empty_array() -> None:
+    message = {"attributes": {"site": "north"}, "values": [{"site": "old", "v": 1}], "none": []}
+    enriched = run_on_a_b("SELECT VALUE transform('enrichArray', attributes, values) FROM 'A/B'", message)
+    assert enriched == [{"site": "north", "v": 1}]
+    assert run_on_a_b("SELECT VALUE transform('enrichArray', attributes, none) FROM 'A/B'", message) == []
+
+
+def test_transform_is_undefined_past_its_128_kib_limit() -> None:
+    # "The array returned by this function is limited to 128 KiB."
+    filler = "x" * 1000
+    just_under = {"attributes": {}, "values": [{"f": filler}] * 128}  # 128 x 1,008 bytes, with brackets and commas
+    over = {"attributes": {"more": filler}, "values": [{"f": filler}] * 128}
+    sql = "SELECT transform('enrichArray', attributes, values) AS t FROM 'A/B'"
+    assert len(run_on_a_b(sql, just_under)["t"]) == 128
+    assert run_on_a_b(sql, over) == {}
