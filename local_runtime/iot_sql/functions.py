@@ -2,11 +2,11 @@
 
 Emulated: the pure functions of the SQL reference (math, strings, hashes, regexes, get, concat, cast...) and
 the message's metadata (topic, clientid, principal, timestamp, traceid, accountid, newuuid, encode, decode,
-parse_time, sql_version), and transform. "Functions called with invalid arguments (for example, wrong types
+parse_time, time_to_epoch, sql_version), and transform. "Functions called with invalid arguments (for example, wrong types
 ...) return Undefined".
 Refused, with the reason: functions that call another AWS service or need MQTT 5 / connection details
 (aws_lambda, get_thing_shadow, get_dynamodb, ...), decode with the protobuf scheme, and a few
-documented functions not emulated yet (time_to_epoch, get_or_default).
+documented functions not emulated yet (get_or_default).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from local_runtime.iot_sql.md2 import md2_hexdigest
+from local_runtime.iot_sql.java_time import compile_parser
 from local_runtime.iot_sql.joda_time import UnsupportedPattern, compile_pattern, moment_of
 from local_runtime.iot_sql.values import (
     DECIMAL,
@@ -436,6 +437,21 @@ def parse_time(pattern: Value, timestamp: Value, zone_name: Value = "UTC") -> Va
     return formatter(moment_of(epoch_ms, zone))
 
 
+def time_to_epoch(timestamp: Value, pattern: Value) -> Value:
+    """time_to_epoch(timestamp, pattern): epoch milliseconds of a timestamp read with a java.time pattern, UTC
+    when it names no zone (iot-sql-functions, time_to_epoch). A text the pattern does not read, or a pattern
+    this emulation cannot read with, is Undefined at run time (a literal one is refused when the rule is
+    loaded)."""
+    if not isinstance(timestamp, str) or not isinstance(pattern, str):
+        return UNDEFINED
+    try:
+        parse = compile_parser(pattern)
+    except UnsupportedPattern:
+        return UNDEFINED
+    epoch_ms = parse(timestamp)
+    return UNDEFINED if epoch_ms is None else epoch_ms
+
+
 FUNCTIONS: dict[str, Function] = {
     "abs": Function(1, 1, _abs),
     "acos": Function(1, 1, _double_function(math.acos)),
@@ -495,6 +511,7 @@ FUNCTIONS: dict[str, Function] = {
     "tan": Function(1, 1, _double_function(math.tan)),
     "tanh": Function(1, 1, _double_function(math.tanh)),
     "transform": Function(3, 3, _transform),
+    "time_to_epoch": Function(2, 2, time_to_epoch),
     "trim": Function(1, 1, _string_function(_java_trim)),
     "trunc": Function(2, 2, _trunc),
     "upper": Function(1, 1, _string_function(str.upper)),
@@ -527,6 +544,5 @@ REFUSED: dict[str, str] = {
     "get_mqtt_property": _MQTT5,
     "get_user_properties": _MQTT5,
     "sourceip": _MQTT5,
-    "time_to_epoch": _NOT_YET,
     "get_or_default": _NOT_YET,
 }

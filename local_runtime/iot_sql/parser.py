@@ -27,6 +27,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 from local_runtime.account import ACCOUNT_ID
 from local_runtime.errors import LocalRuntimeError, NotEmulated
 from local_runtime.iot_sql.functions import CASTS, FUNCTIONS, REFUSED, decode_base64, encode_base64
+from local_runtime.iot_sql.java_time import compile_parser
 from local_runtime.iot_sql.joda_time import UnsupportedPattern, compile_pattern
 from local_runtime.iot_sql.values import (
     ARITHMETIC,
@@ -361,6 +362,11 @@ class _Compiler(Transformer):
                 compile_pattern(to_string(arguments[0].constant))
             except UnsupportedPattern as error:
                 raise SqlNotSupported(f"parse_time(): {error} by the local runtime") from None
+        if name == "time_to_epoch" and isinstance(arguments[1].constant, str):
+            try:
+                compile_parser(arguments[1].constant)
+            except UnsupportedPattern as error:
+                raise SqlNotSupported(f"time_to_epoch(): {error} by the local runtime") from None
         runs, run_function = [argument.run for argument in arguments], function.run
         if function.uses_message:
             return Expr(lambda env: run_function(env, *[run(env) for run in runs]), kind="call")

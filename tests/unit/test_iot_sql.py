@@ -407,6 +407,7 @@ REFUSED = [
     ("SELECT decode(x, scheme) AS d FROM 'a/b'", "literal decoding scheme 'base64'"),
     ("SELECT cast(x AS Float) AS f FROM 'a/b'", "Float"),
     ("SELECT parse_time('yyyy ww', timestamp()) AS w FROM 'a/b'", "'w'"),
+    ("SELECT time_to_epoch(t, 'YYYY-ww') AS e FROM 'a/b'", "time_to_epoch\\(\\): the pattern letter 'Y'"),
     ("SELECT * FROM 'a/b' WHERE", "cannot parse"),
     ("SET @x = 1 SELECT * FROM 'a/b'", "cannot parse"),
     ("SELECT `my-field` AS f FROM 'a/b'", "cannot parse"),

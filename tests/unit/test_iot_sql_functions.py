@@ -291,3 +291,43 @@ def test_transform_is_undefined_past_its_128_kib_limit() -> None:
     sql = "SELECT transform('enrichArray', attributes, values) AS t FROM 'A/B'"
     assert len(run_on_a_b(sql, just_under)["t"]) == 128
     assert run_on_a_b(sql, over) == {}
+
+
+# time_to_epoch(String, String), current docs
+# (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-functions.html#iot-sql-function-time-to-epoch):
+# "convert a timestamp string into a number of milliseconds in Unix epoch time"; the pattern is java.time's
+# (tests/unit/test_java_time.py has its letters).
+@pytest.mark.parametrize(
+    "expression, expected",
+    [
+        ("time_to_epoch('2020-04-03 09:45:18 UTC+01:00', 'yyyy-MM-dd HH:mm:ss VV')", 1585903518000),
+        ("time_to_epoch('18 December 2015', 'dd MMMM yyyy')", 1450396800000),
+        ("time_to_epoch('2007-12-03 10:15:30.592 America/Los_Angeles', 'yyyy-MM-dd HH:mm:ss.SSS z')", 1196705730592),
+    ],
+)
+def test_time_to_epoch_gives_the_documented_examples(expression, expected) -> None:
+    assert evaluate(expression) == expected
+
+
+def test_time_to_epoch_reads_a_timestamp_and_a_pattern_from_the_payload_and_inverts_parse_time() -> None:
+    payload = json.dumps({"at": "2026-03-01T12:30:00Z", "pattern": "yyyy-MM-dd'T'HH:mm:ssX"}).encode()
+    epoch_ms = evaluate("time_to_epoch(at, pattern)", payload)
+    assert epoch_ms == 1772368200000
+    assert evaluate(f"parse_time(\"yyyy-MM-dd'T'HH:mm:ss'Z'\", {epoch_ms})") == "2026-03-01T12:30:00Z"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        "'2021-02-32', 'yyyy-MM-dd'",  # no such day
+        "'2021-02-03 extra', 'yyyy-MM-dd'",  # the whole text must be read
+        "at, 'yyyy-MM-dd'",  # not a string
+        "'2021', pattern",  # a pattern from the payload with a letter not emulated (w)
+    ],
+)
+def test_time_to_epoch_is_undefined_for_a_text_its_pattern_does_not_read(arguments) -> None:
+    payload = json.dumps({"at": 20210203, "pattern": "yyyy-ww"}).encode()
+    result = parse_rule_sql(f"SELECT time_to_epoch({arguments}) AS e FROM 'a/b'").evaluate(
+        payload, MessageContext(topic="a/b")
+    )
+    assert result == {}
