@@ -399,20 +399,26 @@ def _delay_s(runtime: LocalRuntime, fired: list[list[RuleFired]]) -> float:
     return max((float(delay["Attributes"]["DelaySeconds"]) for delay in delays), default=0.0)
 
 
+def table_items(runtime: LocalRuntime, variable: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Every item of the table a function of the app names in its environment variable `variable`, by its key
+    values, as Python values."""
+    dynamodb = runtime.cloud.client("dynamodb")
+    table = table_name(runtime, variable)
+    key_names = [key["AttributeName"] for key in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
+    return {
+        tuple(item[name] for name in key_names): item
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table)
+        for item in ({name: _deserialize(value) for name, value in raw.items()} for raw in page["Items"])
+    }
+
+
 def table_failures(runtime: LocalRuntime, rows: dict[RowKey, dict[str, Any]]) -> tuple[dict[str, int], list[str]]:
     """The rows as expected in each table, and what is missing or wrong. Every row of the tables checked must be
     one the messages left, so a table with extra rows fails too."""
-    dynamodb = runtime.cloud.client("dynamodb")
     matched: dict[str, int] = {}
     failures = []
     for variable in sorted({variable for variable, _ in rows}):
-        table = table_name(runtime, variable)
-        key_names = [key["AttributeName"] for key in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
-        items = {
-            tuple(item[name] for name in key_names): item
-            for page in dynamodb.get_paginator("scan").paginate(TableName=table)
-            for item in ({name: _deserialize(value) for name, value in raw.items()} for raw in page["Items"])
-        }
+        table, items = table_name(runtime, variable), table_items(runtime, variable)
         expected = {key: attributes for (of, key), attributes in rows.items() if of == variable}
         missing = [key for key in expected if key not in items]
         wrong = [

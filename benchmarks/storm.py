@@ -53,7 +53,7 @@ from benchmarks.local_runtime import (
     register,
     run_phase,
     table_failures,
-    table_name,
+    table_items,
 )
 from local_runtime.errors import LocalRuntimeError
 from local_runtime.runtime import LocalRuntime
@@ -73,7 +73,7 @@ Snapshot = dict[str, dict[tuple[Any, ...], dict[str, Any]]]  # table variable ->
 
 
 @dataclass(frozen=True)
-class Fleetwide:
+class FleetTraffic:
     """The fleet's messages in the order of their timestamps, and the rows they mean."""
 
     in_order: list[Message]
@@ -83,7 +83,7 @@ class Fleetwide:
     readings: int
 
 
-def fleet_messages(devices: int, now_ms: int) -> Fleetwide:
+def fleet_messages(devices: int, now_ms: int) -> FleetTraffic:
     rng = random.Random(SEED)
     timed: list[tuple[int, Message]] = []
     rows: dict[Any, dict[str, Any]] = {}
@@ -108,7 +108,7 @@ def fleet_messages(devices: int, now_ms: int) -> Fleetwide:
             timed.append((event["timestamp"], Message(topic, json.dumps(event, separators=(",", ":")).encode())))
         rows[(CONNECTIVITY, (client_id,))] = _connectivity_row(last)
     timed.sort(key=lambda pair: pair[0])
-    return Fleetwide(
+    return FleetTraffic(
         in_order=[message for _, message in timed],
         rows=rows,
         registered=readings.registered,
@@ -161,19 +161,13 @@ def storm_of(in_order: list[Message], seed: int = SEED) -> list[Message]:
 
 def snapshot(runtime: LocalRuntime, variables: Sequence[str] = COMPARED) -> Snapshot:
     """Every item of the tables the app's functions name in `variables`, without PROCESSING_TIMES."""
-    dynamodb = runtime.cloud.client("dynamodb")
-    tables: Snapshot = {}
-    for variable in variables:
-        table = table_name(runtime, variable)
-        key_names = [key["AttributeName"] for key in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
-        items = (item for page in dynamodb.get_paginator("scan").paginate(TableName=table) for item in page["Items"])
-        tables[variable] = {
-            tuple(json.dumps(item[name], sort_keys=True) for name in key_names): {
-                name: value for name, value in item.items() if name not in PROCESSING_TIMES
-            }
-            for item in items
+    return {
+        variable: {
+            key: {name: value for name, value in item.items() if name not in PROCESSING_TIMES}
+            for key, item in table_items(runtime, variable).items()
         }
-    return tables
+        for variable in variables
+    }
 
 
 def differences(reference: Snapshot, other: Snapshot, limit: int = 3) -> list[str]:
@@ -203,7 +197,7 @@ class Run:
         return sum(len(items) for items in self.tables.values())
 
 
-def play(assembly: Path, fleet: Fleetwide, messages: list[Message], label: str) -> Run:
+def play(assembly: Path, fleet: FleetTraffic, messages: list[Message], label: str) -> Run:
     # The drain's timeout scales with the work: it is there to catch a stuck queue, not a slow machine.
     with LocalRuntime(assembly, drain_timeout_s=120 + len(messages) * 0.2) as runtime:
         register(runtime, fleet.registered)
