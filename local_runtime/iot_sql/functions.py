@@ -2,8 +2,8 @@
 
 Emulated: the pure functions of the SQL reference (math, strings, hashes, regexes, get, concat, cast...) and
 the message's metadata (topic, clientid, principal, timestamp, traceid, accountid, newuuid, encode, decode,
-parse_time, time_to_epoch, sql_version), and transform. "Functions called with invalid arguments (for example, wrong types
-...) return Undefined".
+parse_time, time_to_epoch, sql_version), and transform. "Functions called with invalid arguments (for example,
+wrong types ...) return Undefined".
 Refused, with the reason: functions that call another AWS service or need MQTT 5 / connection details
 (aws_lambda, get_thing_shadow, get_dynamodb, ...), decode with the protobuf scheme, and a few
 documented functions not emulated yet (get_or_default).
@@ -510,8 +510,8 @@ FUNCTIONS: dict[str, Function] = {
     "substring": Function(2, 3, _substring),
     "tan": Function(1, 1, _double_function(math.tan)),
     "tanh": Function(1, 1, _double_function(math.tanh)),
-    "transform": Function(3, 3, _transform),
     "time_to_epoch": Function(2, 2, time_to_epoch),
+    "transform": Function(3, 3, _transform),
     "trim": Function(1, 1, _string_function(_java_trim)),
     "trunc": Function(2, 2, _trunc),
     "upper": Function(1, 1, _string_function(str.upper)),

@@ -398,9 +398,12 @@ class _Compiler(Transformer):
         if proto_arguments:
             raise SqlNotSupported(f"decode() with 'base64' takes 2 arguments, not {len(arguments)}")
         if value.kind == "star":
-            return Expr(lambda env: decode_base64(env.raw if env.raw is not None else env.document, _decode), kind="call")
+            return Expr(
+                lambda env: decode_base64(env.raw if env.raw is not None else env.document, _json_document),
+                kind="call",
+            )
         value_run = value.run
-        return Expr(lambda env: decode_base64(value_run(env), _decode), kind="call")
+        return Expr(lambda env: decode_base64(value_run(env), _json_document), kind="call")
 
     def cast(self, value: Expr, type_name: Token) -> Expr:
         convert = CASTS.get(str(type_name).lower())
@@ -502,14 +505,17 @@ class _Compiler(Transformer):
 def _decode(payload: bytes) -> tuple[Value, bool]:
     """The payload as SQL values, and whether it is JSON. Anything that does not parse as JSON is binary, but
     an empty payload, to which a rule adds data as to an empty JSON object ("If you have an empty or a JSON
-    payload, the resulting payload can have data added using the rule", binary-payloads). Numbers with a
-    fraction or exponent are Decimals of 34 digits."""
-    if not payload:
-        return {}, True
+    payload, the resulting payload can have data added using the rule", binary-payloads)."""
+    return ({}, True) if not payload else _json_document(payload)
+
+
+def _json_document(data: bytes) -> tuple[Value, bool]:
+    """`data` as SQL values if it is JSON (numbers with a fraction or exponent are Decimals of 34 digits), else
+    `data` itself."""
     try:
-        return json.loads(payload, parse_float=DECIMAL.create_decimal, parse_constant=_reject_constant), True
+        return json.loads(data, parse_float=DECIMAL.create_decimal, parse_constant=_reject_constant), True
     except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return payload, False
+        return data, False
 
 
 def _reject_constant(name: str) -> None:

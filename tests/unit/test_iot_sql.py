@@ -291,6 +291,8 @@ def test_an_empty_payload_has_data_added_as_to_an_empty_object_and_select_star_f
     assert run("SELECT encode(*, 'base64') AS data, device_type AS d FROM 'a/b'", b"") == {"data": ""}
     assert run("SELECT * FROM 'a/b'", b"") == b""
     assert run("SELECT * FROM 'a/b' WHERE device_type = 'thermostat'", b"") is NOT_FIRED
+    # Decoded, an empty payload is an empty string, not a JSON document.
+    assert run("SELECT decode(encode(*, 'base64'), 'base64') AS p FROM 'a/b'", b"") == {"p": ""}
 
 
 def test_binary_payload_with_a_template_naming_a_json_field_renders_it_empty() -> None:
