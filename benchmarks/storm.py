@@ -49,6 +49,7 @@ from benchmarks.local_runtime import (
     Fleet,
     Message,
     Phase,
+    RowKey,
     Workload,
     register,
     run_phase,
@@ -77,7 +78,7 @@ class FleetTraffic:
     """The fleet's messages in the order of their timestamps, and the rows they mean."""
 
     in_order: list[Message]
-    rows: dict[Any, dict[str, Any]]
+    rows: dict[RowKey, dict[str, Any]]
     registered: dict[str, dict[str, str]]
     devices: int
     readings: int
@@ -86,7 +87,7 @@ class FleetTraffic:
 def fleet_messages(devices: int, now_ms: int) -> FleetTraffic:
     rng = random.Random(SEED)
     timed: list[tuple[int, Message]] = []
-    rows: dict[Any, dict[str, Any]] = {}
+    rows: dict[RowKey, dict[str, Any]] = {}
     readings = Workload()
     Fleet("storm").readings(readings, devices * READINGS_PER_DEVICE, now_ms)
     timed += [(json.loads(message.payload)["ts"], message) for message in readings.messages]
