@@ -366,7 +366,7 @@ class LocalFunctions:
 
 # The machine's clock, when a test moves it with libfaketime (tests/moved_clock.py): a function runs on the
 # clock of the machine it runs on.
-CLOCK_VARIABLES = ("LD_PRELOAD", "FAKETIME", "DONT_FAKE_MONOTONIC")
+CLOCK_VARIABLES = ("LD_PRELOAD", "FAKETIME", "DONT_FAKE_MONOTONIC", "FAKETIME_FORCE_MONOTONIC_FIX")
 
 
 def lambda_environment(

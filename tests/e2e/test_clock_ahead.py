@@ -49,6 +49,55 @@ def test_a_process_its_python_children_and_node_see_the_clock_a_year_ahead() -> 
     assert all(before + A_YEAR_S <= seen <= after + A_YEAR_S + 1 for seen in moved), (before, moved, after)
 
 
+# A child times the waits the runtime and its workers make, on the monotonic clock, in seconds.
+TIME_WAITS = """
+import asyncio, queue, threading, time
+
+def timed(wait):
+    start = time.monotonic()
+    wait()
+    return time.monotonic() - start
+
+def condition_wait():
+    condition = threading.Condition()
+    with condition:
+        condition.wait(0.3)
+
+def queue_get():
+    try:
+        queue.Queue().get(timeout=0.3)
+    except queue.Empty:
+        pass
+
+async def wait_for():
+    try:
+        await asyncio.wait_for(asyncio.sleep(5), 0.3)
+    except asyncio.TimeoutError:
+        pass
+
+def set_by_a_timer():
+    event = threading.Event()
+    threading.Timer(0.3, event.set).start()
+    event.wait(5)
+
+waits = [
+    lambda: threading.Event().wait(0.3), condition_wait, queue_get, lambda: time.sleep(0.3),
+    lambda: asyncio.run(wait_for()), set_by_a_timer,
+]
+print(*(timed(wait) for wait in waits))
+"""
+
+
+def test_waits_last_what_they_should_with_the_clock_a_year_ahead() -> None:
+    # Each waits 0.3 s (the last until a timer sets its event), however the moved clock's library handles them.
+    result = subprocess.run(
+        [sys.executable, "-c", TIME_WAITS], env=moved_clock_environment(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    durations = [float(seconds) for seconds in result.stdout.split()]
+    assert len(durations) == 6 and all(0.29 <= seconds < 1.5 for seconds in durations), durations
+
+
 def test_the_demo_as_make_run_plays_it_passes_with_the_clock_a_year_ahead(cloud_assembly: Path) -> None:
     command = [sys.executable, "-m", "local_runtime", "scenario", str(SCENARIO), "--assembly", str(cloud_assembly)]
     started = machine_now_s() + A_YEAR_S
