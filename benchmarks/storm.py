@@ -296,13 +296,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LocalRuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if args.json:
-        args.json.write_text(json.dumps(raw_numbers(outcome), indent=2))
     if outcome.failures:
-        print("The storm lost or changed work:", file=sys.stderr)
+        print("The storm lost or changed work, so it reports no numbers:", file=sys.stderr)
         print("\n".join(f"- {failure}" for failure in outcome.failures), file=sys.stderr)
         return 1
     print(render_markdown(outcome))
+    if args.json:
+        args.json.write_text(json.dumps(raw_numbers(outcome), indent=2))
     return 0
 
 

@@ -45,7 +45,7 @@ def test_the_storm_leaves_every_item_as_the_in_order_run_and_loses_nothing(
 
 
 def test_a_message_the_storm_loses_is_reported_and_fails_the_run(
-    cloud_assembly: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    cloud_assembly: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def losing_a_disconnect(in_order: list[Message]) -> list[Message]:
         delivered = storm_of(in_order)
@@ -53,9 +53,10 @@ def test_a_message_the_storm_loses_is_reported_and_fails_the_run(
         return [message for message in delivered if message != lost]
 
     monkeypatch.setattr(storm, "storm_of", losing_a_disconnect)
-    exit_code = main(["--quick", "--assembly", str(cloud_assembly)])
+    raw_path = tmp_path / "raw.json"
+    exit_code = main(["--quick", "--assembly", str(cloud_assembly), "--json", str(raw_path)])
     out, err = capsys.readouterr()
-    assert exit_code == 1 and "messages per second" not in out
+    assert exit_code == 1 and "messages per second" not in out and not raw_path.exists()
     assert f"storm differs from in order: {CONNECTIVITY}: 1 items different" in err
 
 
